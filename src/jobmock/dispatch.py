@@ -1,0 +1,357 @@
+"""The framework-free entry point: ``Mock.dispatch(Request) -> Response | Suspend``.
+
+A :class:`Mock` owns everything one mocked API holds: its spec, clock, engine and
+request journal. Adapters (the ASGI app, the respx router) only translate to and
+from the plain :class:`Request` and :class:`Response` values here. An inline wait
+returns a :class:`Suspend`: the adapter waits for the job through
+:meth:`Engine.watch` (an event, never a polling loop) and then calls
+:meth:`Suspend.finish`.
+
+Domain errors (:mod:`jobmock.errors`) carry no HTTP; :meth:`Mock.error_response`
+is the one place that turns them into the API's documented status and body.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .clock import Clock, VirtualClock
+from .engine import Advance, Engine, Job
+from .errors import (
+    ApiError,
+    ForeignJob,
+    InvalidCredentials,
+    JobNotFound,
+    Unauthenticated,
+    ValidationFailed,
+)
+from .journal import Journal
+from .spec import ApiSpec, Operation, ResponseDef
+from .store import JobStore
+from .templates import iso
+from .urlrules import check_callback_url
+from .validation import OperationValidator
+
+__all__ = ["CONTROL_PREFIX", "Mock", "Request", "Response", "Suspend"]
+
+#: Where the control plane lives; no API path starts with it.
+CONTROL_PREFIX = "/_jobmock/"
+
+_JSON = ("content-type", "application/json")
+_PREFER_WAIT = re.compile(r"^\s*wait\s*=\s*\"?(\d{1,9})\"?\s*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """An HTTP request as plain values. Header names are lower case."""
+
+    method: str
+    path: str
+    query: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    base_url: str = "http://127.0.0.1"
+    query_string: str = ""
+
+
+@dataclass(slots=True)
+class Response:
+    """An HTTP response as plain values."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
+
+    def header(self, name: str) -> str | None:
+        name = name.lower()
+        return next((v for k, v in self.headers if k.lower() == name), None)
+
+
+@dataclass(slots=True)
+class Suspend:
+    """An inline wait: hold the request until ``job`` ends or the clock reaches ``deadline``."""
+
+    job: Job
+    deadline: float
+    finish: Callable[[], Response]
+
+
+def json_response(status: int, body: Any, headers: list[tuple[str, str]] | None = None) -> Response:
+    data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    return Response(status, [_JSON, *(headers or [])], data)
+
+
+class _Route:
+    __slots__ = ("methods", "names", "pattern", "static")
+
+    def __init__(self, path: str) -> None:
+        self.names = re.findall(r"\{([^}]+)\}", path)
+        regex = "^" + re.sub(r"\\\{[^}]+\\\}", "([^/]+)", re.escape(path)) + "$"
+        self.pattern = re.compile(regex)
+        self.static = len([s for s in path.split("/") if s and "{" not in s])
+        self.methods: dict[str, Operation] = {}
+
+
+class Mock:
+    """One mocked API: spec, clock, engine, journal, and the request handler."""
+
+    def __init__(self, spec: ApiSpec, *, clock: Clock | None = None, seed: int = 0,
+                 store: JobStore | None = None, journal_size: int = 10_000,
+                 allow_private_callbacks: bool = False, advance: Advance | None = None) -> None:
+        self.spec = spec
+        self.clock: Clock = clock if clock is not None else VirtualClock()
+        self.engine = Engine(spec, self.clock, seed=seed, store=store, advance=advance)
+        self.journal = Journal(journal_size)
+        self.allow_private_callbacks = allow_private_callbacks
+        self.validators = {o.operation_id: OperationValidator(spec, o) for o in spec.operations}
+        self._static: dict[str, _Route] = {}
+        self._dynamic: list[_Route] = []
+        for op in spec.operations:
+            if "{" in op.path:
+                route = next((r for r in self._dynamic if r.pattern.pattern == _Route(op.path).pattern.pattern), None)
+                if route is None:
+                    route = _Route(op.path)
+                    self._dynamic.append(route)
+            else:
+                route = self._static.setdefault(op.path, _Route(op.path))
+            route.methods[op.method] = op
+        self._dynamic.sort(key=lambda r: -r.static)
+        self._credentials = spec.auth.credential_tenants
+
+    # -- entry point ------------------------------------------------------------------
+
+    def dispatch(self, request: Request) -> Response | Suspend:
+        """Answer ``request``: an API operation, the control plane, or a documented error."""
+        started = time.perf_counter()
+        if request.path.startswith(CONTROL_PREFIX):
+            from .control import handle_control
+
+            return handle_control(self, request)
+        self.engine.run_due()
+        info: dict[str, Any] = {"operation": None, "tenant": None, "job_id": None}
+        try:
+            result = self._dispatch_api(request, info)
+        except ApiError as exc:
+            result = self.error_response(exc, request, info)
+        if isinstance(result, Suspend):
+            inner = result.finish
+
+            def finish() -> Response:
+                response = inner()
+                self._record(request, response, info, started)
+                return response
+
+            result.finish = finish
+            return result
+        self._record(request, result, info, started)
+        return result
+
+    def _record(self, request: Request, response: Response, info: dict[str, Any],
+                started: float) -> None:
+        self.journal.record(
+            at=self.clock.now(), method=request.method, path=request.path,
+            query=request.query_string, headers=dict(request.headers), status=response.status,
+            operation=info["operation"], tenant=info["tenant"], job_id=info["job_id"],
+            duration_ms=round((time.perf_counter() - started) * 1000, 3),
+        )
+
+    def reset(self) -> None:
+        """Forget every job and journal entry (the clock keeps its time)."""
+        self.engine.reset()
+        self.journal.clear()
+
+    # -- routing ------------------------------------------------------------------------
+
+    def route(self, method: str, path: str) -> tuple[Operation | None, dict[str, str], bool]:
+        """The operation for ``method path``, its path parameters, and whether the path exists."""
+        route = self._static.get(path)
+        params: dict[str, str] = {}
+        if route is None:
+            for candidate in self._dynamic:
+                m = candidate.pattern.match(path)
+                if m:
+                    route = candidate
+                    params = dict(zip(candidate.names, m.groups(), strict=True))
+                    break
+        if route is None:
+            return None, {}, False
+        op = route.methods.get(method) or (route.methods.get("GET") if method == "HEAD" else None)
+        return op, params, True
+
+    # -- API operations -------------------------------------------------------------------
+
+    def _dispatch_api(self, request: Request, info: dict[str, Any]) -> Response | Suspend:
+        op, raw_params, exists = self.route(request.method, request.path)
+        if op is None:
+            if exists:
+                return json_response(405, {"error": f"method {request.method} not allowed"})
+            raise JobNotFound(f"no operation at {request.method} {request.path}")
+        info["operation"] = op.operation_id
+        tenant = self.authenticate(request) if op.secured else None
+        info["tenant"] = tenant
+        validator = self.validators[op.operation_id]
+        params, query, body = validator.validate(raw_params, request)
+        ctx_request = {"method": request.method, "path": request.path,
+                       "path_template": op.path, "params": params, "query": query, "body": body}
+        if op.role == "submit":
+            return self._submit(op, request, tenant, params, query, body, ctx_request, info)
+        if op.role == "status":
+            return self._status(op, request, tenant, params, ctx_request, info)
+        return json_response(501, {"error": f"{op.operation_id} has no x-jobmock role"})
+
+    def authenticate(self, request: Request) -> str:
+        """The tenant the request's credentials name; raises for missing or unknown ones."""
+        auth = self.spec.auth
+        if auth.location == "query":
+            raw = request.query.get(auth.param, "")
+        else:
+            raw = request.headers.get(auth.param.lower(), "")
+        raw = raw.strip()
+        if not raw:
+            raise Unauthenticated("no credentials", error_name=auth.missing)
+        credential: str | None = raw
+        if auth.kind in ("bearer", "basic"):
+            scheme, _, value = raw.partition(" ")
+            value = value.strip()
+            if scheme.lower() != auth.kind or not value:
+                raise InvalidCredentials("malformed Authorization header", error_name=auth.invalid)
+            credential = value
+            if auth.kind == "basic":
+                try:
+                    credential = base64.b64decode(value, validate=True).decode("utf-8")
+                except (binascii.Error, UnicodeDecodeError):
+                    credential = None
+        tenant = self._credentials.get(credential) if credential is not None else None
+        if tenant is None:
+            raise InvalidCredentials("unknown credentials", error_name=auth.invalid)
+        return tenant
+
+    def _submit(self, op: Operation, request: Request, tenant: str | None,
+                params: dict[str, Any], query: dict[str, Any], body: Any,
+                ctx_request: dict[str, Any], info: dict[str, Any]) -> Response | Suspend:
+        callback_url = None
+        hooks = self.spec.webhooks
+        if hooks is not None:
+            from .engine import _pointer_get
+
+            callback_url = _pointer_get(body, hooks.url_pointer)
+            if callback_url is not None:
+                problem = check_callback_url(callback_url, hooks.url_rule,
+                                             allow_private=self.allow_private_callbacks)
+                if problem:
+                    raise ValidationFailed(problem)
+        job, _ = self.engine.submit(op, tenant=tenant, body=body, params=params, query=query,
+                                    callback_url=callback_url, request_context=ctx_request)
+        info["job_id"] = job.id
+        wait, applied = self._wait_for(op, request, query)
+        extra: list[tuple[str, str]] = []
+        if applied is not None and op.wait.applied_header:
+            extra.append((op.wait.applied_header, f"wait={applied}"))
+
+        def finish() -> Response:
+            return self._submit_response(op, job, request, ctx_request, extra)
+
+        if wait > 0 and not self.engine.is_terminal(job):
+            return Suspend(job, self.clock.now() + wait, finish)
+        return finish()
+
+    def _wait_for(self, op: Operation, request: Request, query: Mapping[str, Any],
+                  ) -> tuple[float, int | None]:
+        """Seconds to hold this submit, and the Prefer wait applied (None if none was asked)."""
+        policy = op.wait
+        for param, value, wait in policy.query:
+            got = request.query.get(param)
+            if got is not None and str(got).lower() == value.lower():
+                return min(wait, policy.max) if policy.max else wait, None
+        if policy.prefer_header:
+            for pref in request.headers.get("prefer", "").split(","):
+                m = _PREFER_WAIT.match(pref)
+                if m:
+                    applied = min(int(m.group(1)), int(policy.max))
+                    return float(applied), applied
+        return policy.default, None
+
+    def pick_response(self, responses: Mapping[str, ResponseDef], job: Job) -> ResponseDef:
+        """The submit answer for the job's state: its word, its role, 'terminal', else 'pending'."""
+        role = self.engine.role(job)
+        for key in (job.status, role, "terminal" if self.engine.is_terminal(job) else None):
+            if key is not None and key in responses:
+                return responses[key]
+        return responses["pending"]
+
+    def _submit_response(self, op: Operation, job: Job, request: Request,
+                         ctx_request: dict[str, Any], extra: list[tuple[str, str]]) -> Response:
+        self.engine.run_due()
+        rdef = self.pick_response(op.responses, job)
+        return self.render_job(rdef, job, request, ctx_request, extra)
+
+    def render_job(self, rdef: ResponseDef, job: Job, request: Request,
+                   ctx_request: Mapping[str, Any], extra: list[tuple[str, str]] | None = None,
+                   ) -> Response:
+        """Render ``job`` through a response definition (body, headers, Retry-After)."""
+        now = self.clock.now()
+        ctx = {"job": self.engine.view(job), "base_url": request.base_url, "now": iso(now),
+               "now_ms": int(now * 1000), "request": ctx_request, "tenant": job.tenant}
+        headers = [(name, str(h(ctx))) for name, h in rdef.headers.items()]
+        if extra:
+            headers.extend(extra)
+        spec = self.spec
+        if (rdef.retry_after and spec.retry_after_seconds is not None
+                and self.engine.role(job) in spec.retry_after_roles):
+            headers.append(("Retry-After", str(spec.retry_after_seconds)))
+        return json_response(rdef.status, rdef.body(ctx), headers)
+
+    def _status(self, op: Operation, request: Request, tenant: str | None,
+                params: dict[str, Any], ctx_request: dict[str, Any],
+                info: dict[str, Any]) -> Response:
+        assert op.job_id_param is not None
+        job_id = str(params[op.job_id_param])
+        job = self.engine.get(job_id)
+        if job is None:
+            raise JobNotFound(f"no job {job_id}")
+        if op.match:
+            ctx = {"job": self.engine.view(job)}
+            for name, expected in op.match.items():
+                if str(params.get(name)) != str(expected(ctx)):
+                    raise JobNotFound(f"job {job_id} is not under {name}={params.get(name)}")
+        if op.secured and job.tenant != tenant:
+            raise ForeignJob(f"job {job_id} belongs to another tenant",
+                             error_name=self.spec.auth.foreign_job)
+        info["job_id"] = job.id
+        self.engine.read(job)
+        return self.render_job(self.spec.status, job, request, ctx_request)
+
+    # -- errors ----------------------------------------------------------------------------
+
+    def error_response(self, exc: ApiError, request: Request,
+                       info: Mapping[str, Any] | None = None) -> Response:
+        """The API's documented answer to a domain error."""
+        edef = self.spec.errors.get(exc.error_name)
+        if edef is None:
+            edef = self.spec.errors.get("internal")
+            if edef is None:
+                return json_response(500, {"error": str(exc)})
+        now = self.clock.now()
+        op, params, _ = self.route(request.method, request.path)
+        ctx: dict[str, Any] = {
+            "message": exc.message, "now": iso(now), "now_ms": int(now * 1000),
+            "base_url": request.base_url, "tenant": (info or {}).get("tenant"),
+            "request": {"method": request.method, "path": request.path,
+                        "path_template": op.path if op else request.path, "params": params,
+                        "query": dict(request.query)},
+            **exc.context,
+        }
+        headers = [(name, str(h(ctx))) for name, h in edef.headers.items()]
+        return json_response(edef.status, edef.body(ctx), headers)
+
+

@@ -1,0 +1,646 @@
+"""The engine: jobs, their lifecycle, the scheduler and the limits. Pure and synchronous.
+
+The engine reads its spec and its clock and nothing else: no HTTP, no asyncio,
+no sleeping. Every transition is an entry due at a clock time in one heap;
+:meth:`Engine.run_due` fires, in time order, every entry due by ``clock.now()``.
+Advancing a virtual clock and calling ``run_due`` therefore plays a whole
+schedule deterministically.
+
+How a job advances is a policy (:class:`Advance`): by time (the spec's timing
+model, drawn per job from the seeded generator), after N polls, or only when
+told (:meth:`Engine.force`).
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .clock import Clock
+from .errors import LimitExceeded
+from .ids import IdMaker
+from .spec import TERMINAL_ROLES, ApiSpec, Operation
+from .store import JobStore, MemoryStore
+from .templates import iso, lookup
+
+__all__ = ["Advance", "Engine", "Event", "Job", "JobView", "Watch"]
+
+
+@dataclass(frozen=True, slots=True)
+class Advance:
+    """How jobs advance: ``time`` (default), ``polls`` (every ``polls`` reads move a job one
+    step), or ``manual`` (only :meth:`Engine.force` moves a job)."""
+
+    mode: str = "time"
+    polls: int = 1
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("time", "polls", "manual"):
+            raise ValueError(f"advance mode must be time, polls or manual, got {self.mode!r}")
+        if self.polls < 1:
+            raise ValueError(f"polls must be at least 1, got {self.polls}")
+
+
+@dataclass(slots=True)
+class Job:
+    """One job. Fields are the engine's; a spec's templates read them through :class:`JobView`."""
+
+    id: str
+    seq: int
+    tenant: str | None
+    type: str
+    operation_id: str
+    request: Any
+    params: dict[str, str]
+    query: dict[str, str]
+    status: str
+    created_at: float
+    updated_at: float
+    queued_for: float
+    running_for: float
+    outcome: str
+    advance: Advance
+    started_at: float | None = None
+    completed_at: float | None = None
+    attempt_count: int = 0
+    progress_pct: int = 0
+    progress_message: str | None = None
+    result: Any = None
+    error: Any = None
+    forced_error: Any = None
+    forced_result: Any = None
+    idempotency_key: str | None = None
+    conflicting_job_id: str | None = None
+    credits_to_charge: int | None = None
+    credits_charged: int | None = None
+    callback_url: str | None = None
+    items_count: int | None = None
+    gate_key: str | None = None
+    polls: int = 0
+    gen: int = 0
+    history: list[tuple[str, float]] = field(default_factory=list)
+
+    def as_dict(self, spec: ApiSpec) -> dict[str, Any]:
+        """A plain view for the control plane and the Python API."""
+        return {
+            "id": self.id, "tenant": self.tenant, "type": self.type,
+            "operation": self.operation_id, "status": self.status,
+            "role": spec.lifecycle.states[self.status],
+            "created_at": iso(self.created_at), "updated_at": iso(self.updated_at),
+            "started_at": iso(self.started_at), "completed_at": iso(self.completed_at),
+            "attempt_count": self.attempt_count, "progress_pct": self.progress_pct,
+            "progress_message": self.progress_message, "result": self.result,
+            "error": self.error, "request": self.request, "params": self.params,
+            "idempotency_key": self.idempotency_key,
+            "conflicting_job_id": self.conflicting_job_id,
+            "credits_to_charge": self.credits_to_charge,
+            "credits_charged": self.credits_charged, "callback_url": self.callback_url,
+            "planned": {"queued_for": self.queued_for, "running_for": self.running_for,
+                        "outcome": self.outcome, "advance": self.advance.mode},
+            "polls": self.polls,
+            "history": [{"status": s, "at": iso(t)} for s, t in self.history],
+        }
+
+
+def _ms(t: float | None) -> int | None:
+    return None if t is None else int(round(t * 1000))
+
+
+_FIELDS: dict[str, Callable[[Job, ApiSpec], Any]] = {
+    "id": lambda j, s: j.id,
+    "type": lambda j, s: j.type,
+    "status": lambda j, s: j.status,
+    "role": lambda j, s: s.lifecycle.states[j.status],
+    "tenant": lambda j, s: j.tenant,
+    "created_at": lambda j, s: iso(j.created_at),
+    "created_at_ms": lambda j, s: _ms(j.created_at),
+    "updated_at": lambda j, s: iso(j.updated_at),
+    "updated_at_ms": lambda j, s: _ms(j.updated_at),
+    "started_at": lambda j, s: iso(j.started_at),
+    "started_at_ms": lambda j, s: _ms(j.started_at),
+    "completed_at": lambda j, s: iso(j.completed_at),
+    "completed_at_ms": lambda j, s: _ms(j.completed_at),
+    "attempt_count": lambda j, s: j.attempt_count,
+    "progress_pct": lambda j, s: j.progress_pct,
+    "progress_message": lambda j, s: j.progress_message,
+    "result": lambda j, s: j.result,
+    "error": lambda j, s: j.error,
+    "request": lambda j, s: j.request,
+    "params": lambda j, s: j.params,
+    "query": lambda j, s: j.query,
+    "idempotency_key": lambda j, s: j.idempotency_key,
+    "conflicting_job_id": lambda j, s: j.conflicting_job_id,
+    "credits_to_charge": lambda j, s: j.credits_to_charge,
+    "credits_charged": lambda j, s: j.credits_charged,
+    "callback_url": lambda j, s: j.callback_url,
+    "items_count": lambda j, s: j.items_count,
+}
+
+
+class JobView:
+    """A read-only mapping of a job's template fields (see ``ARCHITECTURE.md``), computed on use."""
+
+    __slots__ = ("job", "spec")
+
+    def __init__(self, job: Job, spec: ApiSpec) -> None:
+        self.job = job
+        self.spec = spec
+
+    def get(self, name: str, default: Any = None) -> Any:
+        f = _FIELDS.get(name)
+        return f(self.job, self.spec) if f is not None else default
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something that happened to a job: ``created``, ``transition`` or ``progress``."""
+
+    kind: str
+    job: Job
+    at: float
+    old: str | None = None
+    new: str | None = None
+
+
+@dataclass(slots=True)
+class Watch:
+    """A registration from :meth:`Engine.watch`: fires once, at the job's end or the deadline."""
+
+    job_id: str
+    deadline: float
+    callback: Callable[[Job, bool], None]
+    done: bool = False
+
+    def cancel(self) -> None:
+        self.done = True
+
+
+# heap entry kinds
+_START, _PROGRESS, _FINISH, _READY, _DEADLINE = range(5)
+
+
+class Engine:
+    """Holds every job of one API and moves them along the spec's lifecycle."""
+
+    def __init__(self, spec: ApiSpec, clock: Clock, *, seed: int = 0,
+                 store: JobStore | None = None, advance: Advance | None = None) -> None:
+        self.spec = spec
+        self.clock = clock
+        self.seed = seed
+        self.store: JobStore = store if store is not None else MemoryStore()
+        self.advance = advance or Advance()
+        self._ops: dict[str, Operation] = {o.operation_id: o for o in spec.operations}
+        self._subscribers: list[Callable[[Event], None]] = []
+        self._schedule_listeners: list[Callable[[float], None]] = []
+        self._reset_state()
+
+    # -- state ------------------------------------------------------------------
+
+    def _reset_state(self) -> None:
+        self.rng = random.Random(self.seed)
+        self._ids = IdMaker(self.spec.ids, random.Random(f"ids-{self.seed}"))
+        self._heap: list[tuple[float, int, int, str, int, Any]] = []
+        self._counter = 0
+        self._seq = 0
+        self._queued: dict[str | None, int] = {}
+        self._running: dict[str | None, int] = {}
+        self._waiting: dict[str | None, deque[str]] = {}
+        self._gates: dict[str, list[str]] = {}
+        self._idempotency: dict[tuple[str | None, str], str] = {}
+        self._watches: dict[str, list[Watch]] = {}
+        self._now = self.clock.now()
+
+    def reset(self) -> None:
+        """Forget every job and pending entry; the generator restarts from the seed."""
+        for watches in self._watches.values():
+            for w in watches:
+                w.done = True
+        self.store.clear()
+        self._reset_state()
+
+    def subscribe(self, callback: Callable[[Event], None]) -> None:
+        """Call ``callback`` with every :class:`Event`, synchronously, in order."""
+        self._subscribers.append(callback)
+
+    def on_schedule(self, callback: Callable[[float], None]) -> None:
+        """Call ``callback(due)`` whenever an entry is scheduled (an adapter's ticker wakes)."""
+        self._schedule_listeners.append(callback)
+
+    def _emit(self, event: Event) -> None:
+        for s in self._subscribers:
+            s(event)
+
+    def _push(self, due: float, kind: int, job: Job, payload: Any = None) -> None:
+        self._counter += 1
+        heapq.heappush(self._heap, (due, self._counter, kind, job.id, job.gen, payload))
+        for listener in self._schedule_listeners:
+            listener(due)
+
+    # -- reading ------------------------------------------------------------------
+
+    def get(self, job_id: str) -> Job | None:
+        return self.store.get(job_id)
+
+    def jobs(self) -> Iterator[Job]:
+        return iter(self.store)
+
+    def role(self, job: Job) -> str:
+        return self.spec.lifecycle.states[job.status]
+
+    def is_terminal(self, job: Job) -> bool:
+        return self.spec.lifecycle.states[job.status] in TERMINAL_ROLES
+
+    def view(self, job: Job) -> JobView:
+        return JobView(job, self.spec)
+
+    def next_due(self) -> float | None:
+        """When the earliest pending entry is due, or None."""
+        while self._heap:
+            due, _, kind, job_id, gen, payload = self._heap[0]
+            if kind == _DEADLINE:
+                if not payload.done:
+                    return due
+            else:
+                job = self.store.get(job_id)
+                if job is not None and job.gen == gen:
+                    return due
+            heapq.heappop(self._heap)
+        return None
+
+    def counts(self) -> dict[str, int]:
+        """Jobs by status word."""
+        out: dict[str, int] = {}
+        for job in self.store:
+            out[job.status] = out.get(job.status, 0) + 1
+        return out
+
+    # -- submitting -----------------------------------------------------------------
+
+    def submit(self, operation: Operation | str, *, tenant: str | None, body: Any = None,
+               params: Mapping[str, str] | None = None, query: Mapping[str, str] | None = None,
+               callback_url: str | None = None, request_context: Mapping[str, Any] | None = None,
+               ) -> tuple[Job, bool]:
+        """Create a job (or return the one its idempotency key names).
+
+        Returns ``(job, created)``. Raises :class:`LimitExceeded` when the queue
+        limit or the gate refuses it; then no job is created.
+        """
+        self.run_due()
+        op = self._ops[operation] if isinstance(operation, str) else operation
+        spec = self.spec
+        now = self.clock.now()
+        key = None
+        if spec.idempotency_pointer is not None:
+            raw = _pointer_get(body, spec.idempotency_pointer)
+            key = raw if isinstance(raw, str) and raw else None
+            if key is not None:
+                existing = self._idempotency.get((tenant, key))
+                if existing is not None and (job := self.store.get(existing)) is not None:
+                    return job, False
+        ctx: dict[str, Any] = {"request": dict(request_context or {}), "tenant": tenant,
+                               "now": iso(now), "now_ms": _ms(now)}
+        ctx["request"].setdefault("body", body)
+        ctx["request"].setdefault("params", dict(params or {}))
+        ctx["request"].setdefault("query", dict(query or {}))
+        job_type = str(op.job_type(ctx)) if op.job_type else op.operation_id
+        lim = spec.limits
+        if lim.queue_max is not None and self._queued.get(tenant, 0) >= lim.queue_max:
+            raise LimitExceeded(f"queue limit of {lim.queue_max} jobs reached",
+                                error_name=lim.queue_error)
+        gate_key = None
+        if lim.gate is not None:
+            gctx = {**ctx, "job": {"params": dict(params or {}), "type": job_type,
+                                   "tenant": tenant, "request": body}}
+            gate_key = f"{tenant}|{lim.gate.key(gctx)}"
+            for other_id in self._gates.get(gate_key, ()):
+                other = self.store.get(other_id)
+                if other is not None and self.role(other) in lim.gate.blocks_submit_while:
+                    raise LimitExceeded(
+                        f"a {job_type} job is already in flight: {other.id}",
+                        error_name=lim.gate.error,
+                        context={"conflict": {"id": other.id, "status": other.status}},
+                    )
+        self._seq += 1
+        queued_for = self.rng.uniform(*spec.timing.queued)
+        running_for = self.rng.uniform(*spec.timing.running)
+        words = [w for w, _ in spec.timing.outcomes]
+        weights = [w for _, w in spec.timing.outcomes]
+        outcome = self.rng.choices(words, weights)[0]
+        items = _pointer_get(body, op.items_pointer) if op.items_pointer else None
+        cost = op.credits if op.credits is not None else spec.credits_cost
+        job = Job(
+            id=self._new_id(), seq=self._seq, tenant=tenant, type=job_type,
+            operation_id=op.operation_id, request=body, params=dict(params or {}),
+            query=dict(query or {}), status=spec.lifecycle.queued, created_at=now,
+            updated_at=now, queued_for=queued_for, running_for=running_for, outcome=outcome,
+            advance=self.advance, idempotency_key=key, callback_url=callback_url,
+            items_count=len(items) if isinstance(items, list) else None,
+            credits_to_charge=cost, credits_charged=0 if cost is not None else None,
+            gate_key=gate_key,
+        )
+        job.history.append((job.status, now))
+        self.store.put(job)
+        self._queued[tenant] = self._queued.get(tenant, 0) + 1
+        if key is not None:
+            self._idempotency[(tenant, key)] = job.id
+        if gate_key is not None:
+            self._gates.setdefault(gate_key, []).append(job.id)
+        self._emit(Event("created", job, now, None, job.status))
+        if lim.concurrency_max is not None:
+            self._waiting.setdefault(tenant, deque()).append(job.id)
+        if job.advance.mode == "time":
+            kind = _READY if lim.concurrency_max is not None else _START
+            self._push(now + queued_for, kind, job)
+        return job, True
+
+    def _new_id(self) -> str:
+        for _ in range(100):
+            candidate = self._ids()
+            if self.store.get(candidate) is None:
+                return candidate
+        raise RuntimeError(f"could not draw a fresh id from template {self.spec.ids!r}")
+
+    # -- time ------------------------------------------------------------------------
+
+    def run_due(self, until: float | None = None) -> int:
+        """Fire every entry due by ``until`` (default: the clock's now), in time order.
+
+        Returns how many entries fired.
+        """
+        limit = self.clock.now() if until is None else until
+        fired = 0
+        heap = self._heap
+        while heap and heap[0][0] <= limit:
+            due, _, kind, job_id, gen, payload = heapq.heappop(heap)
+            if kind == _DEADLINE:
+                watch: Watch = payload
+                if not watch.done:
+                    watch.done = True
+                    job = self.store.get(job_id)
+                    if job is not None:
+                        watch.callback(job, False)
+                    fired += 1
+                continue
+            job = self.store.get(job_id)
+            if job is None or job.gen != gen:
+                continue
+            self._now = max(self._now, due)
+            fired += 1
+            if kind == _START:
+                self._start(job, due)
+            elif kind == _READY:
+                self._pump(job.tenant, due)
+            elif kind == _PROGRESS:
+                self._progress(job, due, payload)
+            elif kind == _FINISH:
+                self._finish(job, due, job.outcome)
+        return fired
+
+    def advance_clock(self, seconds: float) -> int:
+        """Move a virtual clock forward and fire what fell due, entry by entry."""
+        advance = getattr(self.clock, "advance", None)
+        if advance is None:
+            raise TypeError("only a virtual clock can be advanced")
+        target = self.clock.now() + seconds
+        fired = 0
+        # Step through due times so callbacks observe the clock at each entry's time.
+        while (nxt := self.next_due()) is not None and nxt <= target:
+            if nxt > self.clock.now():
+                self.clock.set(nxt)  # type: ignore[attr-defined]
+            fired += self.run_due()
+        self.clock.set(target)  # type: ignore[attr-defined]
+        return fired + self.run_due()
+
+    # -- transitions -----------------------------------------------------------------
+
+    def _move(self, job: Job, new: str, at: float) -> None:
+        old = job.status
+        lc = self.spec.lifecycle
+        old_role, new_role = lc.states[old], lc.states[new]
+        job.status = new
+        job.updated_at = max(at, job.updated_at)
+        job.history.append((new, job.updated_at))
+        if old_role == "queued" and new_role != "queued":
+            self._queued[job.tenant] = self._queued.get(job.tenant, 1) - 1
+        if old_role == "running" and new_role != "running":
+            self._running[job.tenant] = self._running.get(job.tenant, 1) - 1
+        if new_role == "running" and old_role != "running":
+            self._running[job.tenant] = self._running.get(job.tenant, 0) + 1
+        if new_role in TERMINAL_ROLES:
+            job.completed_at = job.updated_at
+            job.gen += 1  # cancels anything still scheduled for it
+            if job.gate_key is not None:
+                holders = self._gates.get(job.gate_key, [])
+                if job.id in holders:
+                    holders.remove(job.id)
+        self._emit(Event("transition", job, job.updated_at, old, new))
+        if new_role in TERMINAL_ROLES:
+            self._fire_watches(job)
+            if old_role == "running" and self.spec.limits.concurrency_max is not None:
+                self._pump(job.tenant, job.updated_at)
+
+    def _pump(self, tenant: str | None, at: float) -> None:
+        """Start waiting jobs of ``tenant`` in FIFO order while the concurrency limit allows."""
+        limit = self.spec.limits.concurrency_max
+        waiting = self._waiting.get(tenant)
+        while waiting and (limit is None or self._running.get(tenant, 0) < limit):
+            job = self.store.get(waiting[0])
+            if job is None or self.role(job) != "queued":
+                waiting.popleft()
+                continue
+            if job.advance.mode == "time" and job.created_at + job.queued_for > at:
+                break  # the head is not ready yet; FIFO holds the rest behind it
+            if job.advance.mode != "time":
+                break
+            waiting.popleft()
+            self._start(job, at)
+
+    def _start(self, job: Job, at: float) -> None:
+        lc = self.spec.lifecycle
+        if self.role(job) != "queued":
+            return
+        gate = self.spec.limits.gate
+        if gate is not None and gate.claim_conflict is not None and job.gate_key is not None:
+            for other_id in self._gates.get(job.gate_key, ()):
+                other = self.store.get(other_id)
+                if other is not None and other.id != job.id and self.role(other) == "running":
+                    job.conflicting_job_id = other.id
+                    self._finish(job, at, gate.claim_conflict)
+                    return
+        running = lc.running
+        if running is None:
+            job.started_at = at
+            self._finish(job, at, job.outcome)
+            return
+        job.started_at = at
+        job.attempt_count += 1
+        self._move(job, running, at)
+        if job.advance.mode == "time":
+            self._schedule_running(job, at)
+
+    def _schedule_running(self, job: Job, at: float) -> None:
+        steps = self.spec.progress_steps
+        n = len(steps)
+        for i in range(n):
+            self._push(at + job.running_for * (i + 1) / (n + 1), _PROGRESS, job, i)
+        self._push(at + job.running_for, _FINISH, job)
+
+    def _progress(self, job: Job, at: float, index: int) -> None:
+        pct, message = self.spec.progress_steps[index]
+        if pct < job.progress_pct or self.role(job) != "running":
+            return
+        job.progress_pct, job.progress_message = pct, message
+        job.updated_at = max(at, job.updated_at)
+        self._emit(Event("progress", job, job.updated_at, job.status, job.status))
+
+    def _finish(self, job: Job, at: float, word: str) -> None:
+        """End ``job`` with the terminal status ``word``, through running if it must."""
+        lc = self.spec.lifecycle
+        spec = self.spec
+        if lc.states[job.status] in TERMINAL_ROLES:
+            return
+        if not lc.can_move(job.status, word) and lc.running and lc.can_move(job.status, lc.running):
+            job.started_at = job.started_at if job.started_at is not None else at
+            job.attempt_count = max(job.attempt_count, 1)
+            self._move(job, lc.running, at)
+        role = lc.states[word]
+        ctx = {"job": JobView(job, spec), "now": iso(at), "now_ms": _ms(at), "tenant": job.tenant}
+        if role == "completed":
+            if job.forced_result is not None:
+                job.result = job.forced_result
+            else:
+                renderer = spec.outcome_results.get(word) or self._ops[job.operation_id].result
+                job.result = renderer(ctx) if renderer is not None else {}
+            if spec.progress_steps:
+                job.progress_pct, job.progress_message = 100, spec.progress_done_message
+        if job.forced_error is not None:
+            job.error = job.forced_error
+        elif word in spec.outcome_errors:
+            job.error = spec.outcome_errors[word](ctx)
+        if job.credits_to_charge is not None:
+            job.credits_charged = job.credits_to_charge if word in spec.credits_charge_on else 0
+        self._move(job, word, at)
+
+    # -- policies and forcing ------------------------------------------------------------
+
+    def read(self, job: Job) -> None:
+        """Record a poll of ``job``; under the ``polls`` policy this may move it one step."""
+        job.polls += 1
+        if job.advance.mode != "polls" or self.is_terminal(job):
+            return
+        if job.polls % job.advance.polls:
+            return
+        now = self.clock.now()
+        if self.role(job) == "queued":
+            limit = self.spec.limits.concurrency_max
+            if limit is not None and self._running.get(job.tenant, 0) >= limit:
+                return
+            waiting = self._waiting.get(job.tenant)
+            if waiting and job.id in waiting:
+                waiting.remove(job.id)
+            self._start(job, now)
+        else:
+            self._finish(job, now, job.outcome)
+
+    def force(self, job_id: str, status: str, *, error: Any = None, result: Any = None,
+              when: str = "now") -> Job:
+        """Force ``job_id`` to ``status`` (a status word or a role).
+
+        ``when="now"`` moves it at once (through running if the lifecycle requires);
+        ``when="scheduled"`` only replaces the outcome it will reach. Raises
+        :class:`KeyError` for an unknown job and :class:`ValueError` for a move the
+        lifecycle does not allow.
+        """
+        self.run_due()
+        job = self.store.get(job_id)
+        if job is None:
+            raise KeyError(job_id)
+        lc = self.spec.lifecycle
+        word = status if status in lc.states else lc.word(status)
+        if word is None:
+            raise ValueError(f"{status!r} is neither a status word {sorted(lc.states)} "
+                             f"nor a role of this API")
+        if self.is_terminal(job):
+            raise ValueError(f"job {job_id} is already {job.status}; a terminal job never changes")
+        if when not in ("now", "scheduled"):
+            raise ValueError(f"when must be 'now' or 'scheduled', got {when!r}")
+        role = lc.states[word]
+        if error is not None:
+            job.forced_error = error
+        if result is not None:
+            job.forced_result = result
+        now = self.clock.now()
+        if role in TERMINAL_ROLES:
+            reachable = lc.can_move(job.status, word) or (
+                lc.running is not None and lc.can_move(job.status, lc.running)
+                and lc.can_move(lc.running, word))
+            if not reachable:
+                raise ValueError(f"{job.status!r} cannot reach {word!r} by this API's transitions")
+            if when == "scheduled":
+                job.outcome = word
+                return job
+            self._dequeue(job)
+            self._finish(job, now, word)
+        elif role == "running":
+            if self.role(job) != "queued":
+                raise ValueError(f"job {job_id} is {job.status}, not queued")
+            self._dequeue(job)
+            self._start(job, now)
+        else:
+            raise ValueError(f"cannot force a job back to {word!r}")
+        return job
+
+    def _dequeue(self, job: Job) -> None:
+        waiting = self._waiting.get(job.tenant)
+        if waiting and job.id in waiting:
+            waiting.remove(job.id)
+
+    def set_advance(self, advance: Advance) -> None:
+        """Switch the policy for jobs submitted from now on."""
+        self.advance = advance
+
+    def terminal_due(self, job: Job) -> float | None:
+        """When ``job`` is scheduled to reach a terminal status, if that is known now."""
+        if self.is_terminal(job):
+            return job.completed_at
+        if job.advance.mode != "time":
+            return None
+        if self.role(job) == "running" and job.started_at is not None:
+            return job.started_at + job.running_for
+        if self.spec.limits.concurrency_max is None:
+            return job.created_at + job.queued_for + job.running_for
+        return None
+
+    # -- waiting ---------------------------------------------------------------------------
+
+    def watch(self, job: Job, deadline: float, callback: Callable[[Job, bool], None]) -> Watch:
+        """Call ``callback(job, True)`` when ``job`` ends, or ``callback(job, False)`` at
+        ``deadline``, whichever comes first, once. Cancel with :meth:`Watch.cancel`."""
+        w = Watch(job.id, deadline, callback)
+        if self.is_terminal(job):
+            w.done = True
+            callback(job, True)
+            return w
+        self._watches.setdefault(job.id, []).append(w)
+        self._counter += 1
+        heapq.heappush(self._heap, (deadline, self._counter, _DEADLINE, job.id, 0, w))
+        for listener in self._schedule_listeners:
+            listener(deadline)
+        return w
+
+    def _fire_watches(self, job: Job) -> None:
+        for w in self._watches.pop(job.id, ()):
+            if not w.done:
+                w.done = True
+                w.callback(job, True)
+
+
+def _pointer_get(doc: Any, pointer: str | None) -> Any:
+    if pointer is None or doc is None:
+        return None
+    parts = tuple(p.replace("~1", "/").replace("~0", "~") for p in pointer.lstrip("/").split("/"))
+    return lookup(doc, parts) if isinstance(doc, dict | list) else None

@@ -1,0 +1,95 @@
+"""The exceptions jobmock raises.
+
+The tree::
+
+    JobmockError
+    ├── SpecError              a spec file is wrong (file, key, what was expected)
+    ├── ScenarioError          a scenario file is wrong
+    └── ApiError               a request the API answers with one of its documented errors
+        ├── Unauthenticated    no credentials            -> auth.missing
+        ├── InvalidCredentials unknown credentials       -> auth.invalid
+        ├── ForeignJob         another tenant's job      -> auth.foreign_job
+        ├── JobNotFound        no such job               -> errors.not_found
+        ├── ValidationFailed   bad body, path or query   -> errors.validation
+        └── LimitExceeded      queue full or gate held   -> the limit's error
+
+Contract violations found by the contract suite are ``AssertionError`` subclasses
+and live in ``contract_tests``; they are not part of this tree.
+
+``ApiError``s carry no HTTP: the dispatcher maps each to the error the spec names.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ApiError",
+    "ForeignJob",
+    "InvalidCredentials",
+    "JobNotFound",
+    "JobmockError",
+    "LimitExceeded",
+    "ScenarioError",
+    "SpecError",
+    "Unauthenticated",
+    "ValidationFailed",
+]
+
+
+class JobmockError(Exception):
+    """Base of every error jobmock raises on purpose."""
+
+
+class SpecError(JobmockError):
+    """A spec document is invalid. The message names the file, the key and what was expected."""
+
+    def __init__(self, file: str, key: str, expected: str) -> None:
+        self.file = file
+        self.key = key
+        self.expected = expected
+        super().__init__(f"{file}: at {key or '(root)'}: {expected}")
+
+
+class ScenarioError(SpecError):
+    """A scenario file is invalid."""
+
+
+class ApiError(JobmockError):
+    """A request the API refuses with one of its named errors."""
+
+    error_name: str = "internal"
+
+    def __init__(self, message: str = "", *, error_name: str | None = None,
+                 context: dict[str, object] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if error_name is not None:
+            self.error_name = error_name
+        self.context = context or {}
+
+
+class Unauthenticated(ApiError):
+    """The request carries no credentials."""
+
+
+class InvalidCredentials(ApiError):
+    """The credentials are unknown, revoked or malformed."""
+
+
+class ForeignJob(ApiError):
+    """The job belongs to another tenant."""
+
+
+class JobNotFound(ApiError):
+    """No job with that id (or not under that path)."""
+
+    error_name = "not_found"
+
+
+class ValidationFailed(ApiError):
+    """The body, a path parameter or a query parameter does not match its schema."""
+
+    error_name = "validation"
+
+
+class LimitExceeded(ApiError):
+    """A queue limit or a one-in-flight gate refuses the job."""

@@ -1,0 +1,662 @@
+"""The spec model: an OpenAPI 3.1 document with its ``x-jobmock`` extension, loaded and checked.
+
+:func:`load_spec` is the one way in. It validates the document with
+openapi-spec-validator and the extension with the JSON Schema shipped in
+``jobmock/schemas/x-jobmock.schema.json``, cross-checks the names the extension
+uses, compiles its templates, and returns frozen values the rest of jobmock reads.
+A wrong spec fails here, with the file, the key and what was expected.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+from .errors import SpecError
+from .templates import Renderer, compile_template, render_string
+
+__all__ = [
+    "ROLES",
+    "TERMINAL_ROLES",
+    "ApiSpec",
+    "Auth",
+    "ErrorDef",
+    "Gate",
+    "Lifecycle",
+    "Limits",
+    "Operation",
+    "Parameter",
+    "ResponseDef",
+    "RetryPolicy",
+    "Signature",
+    "Timing",
+    "WaitPolicy",
+    "Webhooks",
+    "extension_schema",
+    "load_spec",
+]
+
+ROLES = ("queued", "running", "completed", "failed", "canceled", "expired", "rejected")
+TERMINAL_ROLES = frozenset(ROLES[2:])
+HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
+
+
+@cache
+def extension_schema() -> dict[str, Any]:
+    """The JSON Schema of ``x-jobmock`` shipped in the package."""
+    text = resources.files("jobmock").joinpath("schemas/x-jobmock.schema.json").read_text()
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+def _operation_schema() -> dict[str, Any]:
+    root = extension_schema()
+    return {"$schema": root["$schema"], "$defs": root["$defs"], "$ref": "#/$defs/operation"}
+
+
+@dataclass(frozen=True, slots=True)
+class Lifecycle:
+    """Status words, their roles and the allowed moves between them."""
+
+    states: Mapping[str, str]
+    transitions: Mapping[str, frozenset[str]]
+    status_pointer: str
+
+    def role(self, word: str) -> str:
+        return self.states[word]
+
+    def words(self, role: str) -> tuple[str, ...]:
+        return tuple(w for w, r in self.states.items() if r == role)
+
+    def word(self, role: str) -> str | None:
+        """The first status word with this role, or None."""
+        words = self.words(role)
+        return words[0] if words else None
+
+    def is_terminal(self, word: str) -> bool:
+        return self.states[word] in TERMINAL_ROLES
+
+    @property
+    def queued(self) -> str:
+        return self.words("queued")[0]
+
+    @property
+    def running(self) -> str | None:
+        return self.word("running")
+
+    @property
+    def terminal_words(self) -> frozenset[str]:
+        return frozenset(w for w, r in self.states.items() if r in TERMINAL_ROLES)
+
+    def can_move(self, old: str, new: str) -> bool:
+        return new in self.transitions.get(old, frozenset())
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """How long each job stays queued and running, and the odds of each outcome."""
+
+    queued: tuple[float, float]
+    running: tuple[float, float]
+    outcomes: tuple[tuple[str, float], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorDef:
+    name: str
+    status: int
+    body: Renderer
+    headers: Mapping[str, Renderer]
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseDef:
+    status: int
+    render: str
+    body: Renderer
+    headers: Mapping[str, Renderer]
+    retry_after: bool
+
+
+@dataclass(frozen=True, slots=True)
+class WaitPolicy:
+    default: float = 0.0
+    max: float = 0.0
+    prefer_header: bool = False
+    applied_header: str | None = None
+    query: tuple[tuple[str, str, float], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Auth:
+    scheme: str
+    kind: str  # "bearer" | "basic" | "apikey"
+    location: str  # "header" | "query"
+    param: str  # header or query parameter name
+    tenants: Mapping[str, tuple[str, ...]]
+    missing: str
+    invalid: str
+    foreign_job: str
+
+    @property
+    def credential_tenants(self) -> dict[str, str]:
+        return {c: t for t, creds in self.tenants.items() for c in creds}
+
+
+@dataclass(frozen=True, slots=True)
+class Gate:
+    key: Renderer
+    blocks_submit_while: frozenset[str]
+    claim_conflict: str | None
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    queue_max: int | None = None
+    queue_error: str | None = None
+    concurrency_max: int | None = None
+    gate: Gate | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Signature:
+    header: str
+    algorithm: str
+    format: str
+    secret: str
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """A webhook retry schedule: an immutable value with a pure backoff function."""
+
+    delays: tuple[float, ...]
+    timeout: float = 10.0
+
+    @property
+    def attempts(self) -> int:
+        return 1 + len(self.delays)
+
+    def delay_after(self, attempt: int) -> float | None:
+        """Seconds from failed attempt ``attempt`` (1-based) to the next, or None if it was the last."""
+        return self.delays[attempt - 1] if 1 <= attempt <= len(self.delays) else None
+
+
+@dataclass(frozen=True, slots=True)
+class Webhooks:
+    url_pointer: str
+    url_rule: str
+    on: frozenset[str]
+    event_names: Mapping[str, str]
+    render: str
+    body: Renderer
+    headers: Mapping[str, Renderer]
+    signature: Signature | None
+    retry: RetryPolicy
+
+
+@dataclass(frozen=True, slots=True)
+class Parameter:
+    name: str
+    location: str
+    required: bool
+    schema: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One OpenAPI operation and what it does to jobs (``role`` None: not a job operation)."""
+
+    operation_id: str
+    method: str
+    path: str
+    role: str | None
+    parameters: tuple[Parameter, ...]
+    body_schema: Mapping[str, Any] | None
+    body_required: bool
+    secured: bool
+    job_type: Renderer | None = None
+    result: Renderer | None = None
+    credits: int | None = None
+    items_pointer: str | None = None
+    wait: WaitPolicy = WaitPolicy()
+    responses: Mapping[str, ResponseDef] = field(default_factory=dict)
+    job_id_from: tuple[str, ...] = ()
+    job_id_param: str | None = None
+    match: Mapping[str, Renderer] = field(default_factory=dict)
+    documented_statuses: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class ApiSpec:
+    """Everything jobmock knows about one API, read from its spec file."""
+
+    name: str
+    title: str
+    file: str
+    document: Mapping[str, Any]
+    ids: str
+    lifecycle: Lifecycle
+    timing: Timing
+    outcome_errors: Mapping[str, Renderer]
+    outcome_results: Mapping[str, Renderer]
+    auth: Auth
+    errors: Mapping[str, ErrorDef]
+    retry_after_seconds: int | None
+    retry_after_roles: frozenset[str]
+    limits: Limits
+    idempotency_pointer: str | None
+    credits_cost: int | None
+    credits_charge_on: frozenset[str]
+    progress_steps: tuple[tuple[int, str], ...]
+    progress_done_message: str
+    status: ResponseDef
+    renders: Mapping[str, Renderer]
+    webhooks: Webhooks | None
+    operations: tuple[Operation, ...]
+    registry: Registry[Any] = field(repr=False)
+
+    @property
+    def submit_operations(self) -> tuple[Operation, ...]:
+        return tuple(o for o in self.operations if o.role == "submit")
+
+    @property
+    def status_operation(self) -> Operation:
+        return next(o for o in self.operations if o.role == "status")
+
+    @property
+    def server_url(self) -> str | None:
+        servers = self.document.get("servers") or []
+        return servers[0].get("url") if servers else None
+
+    def demo_tenants(self) -> list[tuple[str, str]]:
+        """The first two tenants and the first credential of each."""
+        return [(t, creds[0]) for t, creds in list(self.auth.tenants.items())[:2]]
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_spec(source: str | Path) -> ApiSpec:
+    """Load, validate and compile the spec at ``source`` (a path to a YAML or JSON file)."""
+    path = Path(source)
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecError(file, "", f"a readable spec file ({exc.strerror})") from exc
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SpecError(file, "", f"valid YAML ({exc})") from exc
+    if not isinstance(doc, dict):
+        raise SpecError(file, "", "an OpenAPI document (a mapping)")
+    return build_spec(doc, file, default_name=path.stem)
+
+
+def _pointer(parts: Any) -> str:
+    return "/" + "/".join(str(p) for p in parts)
+
+
+def _check_openapi(doc: dict[str, Any], file: str) -> None:
+    from openapi_spec_validator import validate
+    from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
+
+    if not str(doc.get("openapi", "")).startswith("3.1"):
+        raise SpecError(file, "/openapi", f"OpenAPI 3.1.x, got {doc.get('openapi')!r}")
+    try:
+        validate(doc)
+    except OpenAPIValidationError as exc:
+        where = _pointer(getattr(exc, "absolute_path", None) or getattr(exc, "path", ()) or ())
+        raise SpecError(file, where, f"a valid OpenAPI 3.1 document: {exc.message}") from exc
+
+
+def _check_schema(value: Any, schema: dict[str, Any], file: str, base: str) -> None:
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
+    if errors:
+        err = jsonschema.exceptions.best_match(errors)
+        assert err is not None
+        raise SpecError(file, base + _pointer(err.absolute_path).rstrip("/"), err.message)
+
+
+def build_spec(doc: dict[str, Any], file: str, default_name: str = "api") -> ApiSpec:
+    """Build an :class:`ApiSpec` from an already parsed document."""
+    _check_openapi(doc, file)
+    if "x-jobmock" not in doc:
+        raise SpecError(file, "/x-jobmock", "an x-jobmock block stating the job lifecycle")
+    ext: dict[str, Any] = doc["x-jobmock"]
+    _check_schema(ext, extension_schema(), file, "/x-jobmock")
+    b = _Builder(doc, ext, file)
+    return b.build(default_name)
+
+
+class _Builder:
+    def __init__(self, doc: dict[str, Any], ext: dict[str, Any], file: str) -> None:
+        self.doc = doc
+        self.ext = ext
+        self.file = file
+        self.registry: Registry[Any] = Registry().with_resource(
+            "", Resource.from_contents(doc, default_specification=DRAFT202012)
+        )
+
+    def fail(self, key: str, expected: str) -> SpecError:
+        return SpecError(self.file, key, expected)
+
+    def tpl(self, value: Any, where: str) -> Renderer:
+        return compile_template(value, self.file, where)
+
+    # -- pieces ---------------------------------------------------------------
+
+    def lifecycle(self) -> Lifecycle:
+        lc = self.ext["lifecycle"]
+        states: dict[str, str] = dict(lc["states"])
+        queued = [w for w, r in states.items() if r == "queued"]
+        if len(queued) != 1:
+            raise self.fail("/x-jobmock/lifecycle/states", "exactly one status word with role queued")
+        if not any(r in TERMINAL_ROLES for r in states.values()):
+            raise self.fail("/x-jobmock/lifecycle/states", "at least one terminal status word")
+        transitions: dict[str, frozenset[str]] = {}
+        for word, targets in lc["transitions"].items():
+            where = f"/x-jobmock/lifecycle/transitions/{word}"
+            if word not in states:
+                raise self.fail(where, f"a status word from lifecycle.states {sorted(states)}")
+            if states[word] in TERMINAL_ROLES and targets:
+                raise self.fail(where, "no transitions out of a terminal status")
+            for t in targets:
+                if t not in states:
+                    raise self.fail(where, f"{t!r} to be a status word from {sorted(states)}")
+            transitions[word] = frozenset(targets)
+        return Lifecycle(states, transitions, lc["status_pointer"])
+
+    def timing(self, lc: Lifecycle) -> Timing:
+        t = self.ext["timing"]
+        for key in ("queued", "running"):
+            lo, hi = t[key]
+            if lo > hi:
+                raise self.fail(f"/x-jobmock/timing/{key}", f"[min, max] with min <= max, got {t[key]}")
+        outcomes = []
+        for word, weight in t["outcomes"].items():
+            if word not in lc.states or not lc.is_terminal(word):
+                raise self.fail(f"/x-jobmock/timing/outcomes/{word}",
+                                f"a terminal status word from {sorted(lc.terminal_words)}")
+            outcomes.append((word, float(weight)))
+        if sum(w for _, w in outcomes) <= 0:
+            raise self.fail("/x-jobmock/timing/outcomes", "at least one positive weight")
+        run = lc.running
+        for word, _ in outcomes:
+            start = run if run is not None else lc.queued
+            if not lc.can_move(start, word):
+                raise self.fail(f"/x-jobmock/timing/outcomes/{word}",
+                                f"an outcome reachable from {start!r} by lifecycle.transitions")
+        return Timing(tuple(t["queued"]), tuple(t["running"]), tuple(outcomes))
+
+    def errors(self) -> dict[str, ErrorDef]:
+        out = {}
+        for name, e in self.ext["errors"].items():
+            where = f"/x-jobmock/errors/{name}"
+            out[name] = ErrorDef(
+                name, int(e["status"]), self.tpl(e["body"], where + "/body"),
+                {h: render_string(v, self.file, f"{where}/headers/{h}")
+                 for h, v in (e.get("headers") or {}).items()},
+            )
+        return out
+
+    def need_error(self, errors: Mapping[str, ErrorDef], name: str | None, where: str) -> None:
+        if name is not None and name not in errors:
+            raise self.fail(where, f"the name of an error under x-jobmock/errors {sorted(errors)}, "
+                                   f"got {name!r}")
+
+    def auth(self, errors: Mapping[str, ErrorDef]) -> Auth:
+        a = self.ext["auth"]
+        schemes = (self.doc.get("components") or {}).get("securitySchemes") or {}
+        scheme = a.get("scheme")
+        if scheme is None:
+            reqs = self.doc.get("security") or [{}]
+            scheme = next(iter(reqs[0]), None)
+        if scheme not in schemes:
+            raise self.fail("/x-jobmock/auth/scheme",
+                            f"a key of components/securitySchemes {sorted(schemes)}, got {scheme!r}")
+        s = schemes[scheme]
+        if s.get("type") == "http" and str(s.get("scheme", "")).lower() in ("bearer", "basic"):
+            kind, location, param = str(s["scheme"]).lower(), "header", "Authorization"
+        elif s.get("type") == "apiKey" and s.get("in") in ("header", "query"):
+            kind, location, param = "apikey", s["in"], s["name"]
+        else:
+            raise self.fail(f"/components/securitySchemes/{scheme}",
+                            "http bearer, http basic, or apiKey in a header or query")
+        tenants = {t: tuple(c) for t, c in a["tenants"].items()}
+        seen: dict[str, str] = {}
+        for t, creds in tenants.items():
+            for c in creds:
+                if c in seen:
+                    raise self.fail(f"/x-jobmock/auth/tenants/{t}",
+                                    f"credentials unique to one tenant; {c!r} is also {seen[c]}'s")
+                if kind == "basic" and ":" not in c:
+                    raise self.fail(f"/x-jobmock/auth/tenants/{t}", "user:password for Basic auth")
+                seen[c] = t
+        foreign = a.get("foreign_job", "not_found")
+        for key, name in (("missing", a["missing"]), ("invalid", a["invalid"]),
+                          ("foreign_job", foreign)):
+            self.need_error(errors, name, f"/x-jobmock/auth/{key}")
+        return Auth(scheme, kind, location, param, tenants, a["missing"], a["invalid"], foreign)
+
+    def response(self, r: dict[str, Any], renders: Mapping[str, Renderer], where: str) -> ResponseDef:
+        if r["render"] not in renders:
+            raise self.fail(where + "/render", f"a key of x-jobmock/render {sorted(renders)}")
+        return ResponseDef(
+            int(r["status"]), r["render"], renders[r["render"]],
+            {h: render_string(v, self.file, f"{where}/headers/{h}")
+             for h, v in (r.get("headers") or {}).items()},
+            bool(r.get("retry_after", False)),
+        )
+
+    def wait(self, w: dict[str, Any] | None) -> WaitPolicy:
+        if not w:
+            return WaitPolicy()
+        default = float(w.get("default", 0))
+        mx = float(w.get("max", max(default, *(q["wait"] for q in w.get("query", [])), 0)))
+        return WaitPolicy(
+            default=min(default, mx), max=mx, prefer_header=bool(w.get("prefer_header", False)),
+            applied_header=w.get("applied_header"),
+            query=tuple((q["param"], q["value"], float(q["wait"])) for q in w.get("query", [])),
+        )
+
+    def limits(self, errors: Mapping[str, ErrorDef], lc: Lifecycle) -> Limits:
+        lim = self.ext.get("limits") or {}
+        q, c, g = lim.get("queue"), lim.get("concurrency"), lim.get("gate")
+        gate = None
+        if q:
+            self.need_error(errors, q["error"], "/x-jobmock/limits/queue/error")
+        if g:
+            where = "/x-jobmock/limits/gate"
+            self.need_error(errors, g["error"], where + "/error")
+            cc = g.get("claim_conflict")
+            if cc is not None and (cc not in lc.states or not lc.is_terminal(cc)):
+                raise self.fail(where + "/claim_conflict", f"a terminal status word, got {cc!r}")
+            gate = Gate(render_string(g["key"], self.file, where + "/key"),
+                        frozenset(g.get("blocks_submit_while", ["running"])), cc, g["error"])
+        return Limits(q["max"] if q else None, q["error"] if q else None,
+                      c["max"] if c else None, gate)
+
+    def webhooks(self, renders: Mapping[str, Renderer], lc: Lifecycle) -> Webhooks | None:
+        w = self.ext.get("webhooks")
+        if not w:
+            return None
+        where = "/x-jobmock/webhooks"
+        if w["render"] not in renders:
+            raise self.fail(where + "/render", f"a key of x-jobmock/render {sorted(renders)}")
+        for ev in w["events"]:
+            if ev not in ("progress", "terminal") and ev not in lc.terminal_words:
+                raise self.fail(where + "/events", f"progress, terminal or a terminal status word, got {ev!r}")
+        sig = w.get("signature")
+        retry = w.get("retry") or {"delays": []}
+        return Webhooks(
+            w["url_from"], w.get("url_rule", "any"), frozenset(w["events"]),
+            dict(w.get("event_names") or {}), w["render"], renders[w["render"]],
+            {h: render_string(v, self.file, f"{where}/headers/{h}")
+             for h, v in (w.get("headers") or {}).items()},
+            Signature(**sig) if sig else None,
+            RetryPolicy(tuple(float(d) for d in retry["delays"]), float(retry.get("timeout", 10))),
+        )
+
+    def resolve(self, node: Any) -> Any:
+        """Follow local ``$ref``s in the document (for parameters and request bodies)."""
+        seen = 0
+        while isinstance(node, dict) and "$ref" in node and seen < 32:
+            ref = node["$ref"]
+            if not ref.startswith("#/"):
+                raise self.fail(ref, "a local reference (#/...)")
+            target: Any = self.doc
+            for part in ref[2:].split("/"):
+                part = part.replace("~1", "/").replace("~0", "~")
+                if not isinstance(target, dict) or part not in target:
+                    raise self.fail(ref, "a reference to an existing node")
+                target = target[part]
+            node = target
+            seen += 1
+        return node
+
+    def operations(self, renders: Mapping[str, Renderer], errors: Mapping[str, ErrorDef],
+                   lc: Lifecycle) -> tuple[Operation, ...]:
+        ops: list[Operation] = []
+        root_security = self.doc.get("security") or []
+        submit_defaults = self.ext["submit"]
+        op_schema = _operation_schema()
+        for path, item in (self.doc.get("paths") or {}).items():
+            item = self.resolve(item)
+            shared_params = item.get("parameters") or []
+            for method in HTTP_METHODS:
+                if method not in item:
+                    continue
+                o = item[method]
+                where = f"/paths/{path.replace('/', '~1')}/{method}"
+                x = o.get("x-jobmock") or {}
+                if x:
+                    _check_schema(x, op_schema, self.file, where + "/x-jobmock")
+                params = []
+                for p in [*shared_params, *(o.get("parameters") or [])]:
+                    p = self.resolve(p)
+                    params.append(Parameter(p["name"], p["in"], bool(p.get("required")),
+                                            p.get("schema") or {}))
+                body = self.resolve(o.get("requestBody")) if o.get("requestBody") else None
+                body_schema = None
+                if body:
+                    media = (body.get("content") or {}).get("application/json")
+                    body_schema = media.get("schema") if media else None
+                security = o.get("security", root_security)
+                role = x.get("role")
+                kw: dict[str, Any] = {}
+                xw = f"{where}/x-jobmock"
+                if role == "submit":
+                    resp_src = x.get("responses") or submit_defaults.get("responses")
+                    if not resp_src:
+                        raise self.fail(xw + "/responses", "responses (here or under x-jobmock/submit)")
+                    for key in resp_src:
+                        if key not in ("pending", "terminal") and key not in lc.states and key not in ROLES:
+                            raise self.fail(f"{xw}/responses/{key}",
+                                            "pending, terminal, a status word or a role")
+                    kw = dict(
+                        job_type=render_string(x.get("job_type", o.get("operationId", "job")),
+                                               self.file, xw + "/job_type"),
+                        result=self.tpl(x["result"], xw + "/result") if "result" in x else None,
+                        credits=x.get("credits"),
+                        items_pointer=x.get("items_from"),
+                        wait=self.wait(x.get("wait") or submit_defaults.get("wait")),
+                        responses={k: self.response(v, renders, f"{xw}/responses/{k}")
+                                   for k, v in resp_src.items()},
+                        job_id_from=tuple(x.get("job_id_from")
+                                          or submit_defaults.get("job_id_from") or ()),
+                    )
+                    if not kw["job_id_from"]:
+                        raise self.fail(xw + "/job_id_from",
+                                        "where a client finds the job id (here or under x-jobmock/submit)")
+                elif role == "status":
+                    pnames = {p.name for p in params if p.location == "path"}
+                    jp = x.get("job_id_param")
+                    if jp is None or jp not in pnames:
+                        raise self.fail(xw + "/job_id_param", f"one of the path parameters {sorted(pnames)}")
+                    for k in x.get("match") or {}:
+                        if k not in pnames:
+                            raise self.fail(f"{xw}/match/{k}", f"one of the path parameters {sorted(pnames)}")
+                    kw = dict(job_id_param=jp,
+                              match={k: render_string(v, self.file, f"{xw}/match/{k}")
+                                     for k, v in (x.get("match") or {}).items()})
+                ops.append(Operation(
+                    operation_id=o.get("operationId") or f"{method} {path}",
+                    method=method.upper(), path=path, role=role, parameters=tuple(params),
+                    body_schema=body_schema, body_required=bool(body and body.get("required")),
+                    secured=any(bool(req) for req in security),
+                    documented_statuses=frozenset(str(s) for s in (o.get("responses") or {})),
+                    **kw,
+                ))
+        if not any(o.role == "submit" for o in ops):
+            raise self.fail("/paths", "at least one operation with x-jobmock role: submit")
+        if sum(1 for o in ops if o.role == "status") != 1:
+            raise self.fail("/paths", "exactly one operation with x-jobmock role: status")
+        return tuple(ops)
+
+    def build(self, default_name: str) -> ApiSpec:
+        ext = self.ext
+        lc = self.lifecycle()
+        timing = self.timing(lc)
+        errors = self.errors()
+        auth = self.auth(errors)
+        renders = {name: self.tpl(t, f"/x-jobmock/render/{name}") for name, t in ext["render"].items()}
+        status = self.response(ext["status"], renders, "/x-jobmock/status")
+        outcome_errors, outcome_results = {}, {}
+        for word, o in (ext.get("outcomes") or {}).items():
+            if word not in lc.states:
+                raise self.fail(f"/x-jobmock/outcomes/{word}", f"a status word from {sorted(lc.states)}")
+            if "error" in o:
+                outcome_errors[word] = self.tpl(o["error"], f"/x-jobmock/outcomes/{word}/error")
+            if "result" in o:
+                outcome_results[word] = self.tpl(o["result"], f"/x-jobmock/outcomes/{word}/result")
+        ra = ext.get("retry_after")
+        credits = ext.get("credits")
+        charge_on = frozenset(credits.get("charge_on", ["completed"])) if credits else frozenset()
+        for w in charge_on:
+            if w not in lc.states:
+                raise self.fail("/x-jobmock/credits/charge_on", f"status words from {sorted(lc.states)}")
+        progress = ext.get("progress") or {}
+        steps = tuple((int(s["pct"]), str(s["message"])) for s in progress.get("steps", []))
+        if any(b[0] < a[0] for a, b in zip(steps, steps[1:], strict=False)):
+            raise self.fail("/x-jobmock/progress/steps", "pct values that never decrease")
+        info = self.doc.get("info") or {}
+        return ApiSpec(
+            name=ext.get("name", default_name),
+            title=info.get("title", default_name),
+            file=self.file,
+            document=self.doc,
+            ids=ext.get("ids", "{uuid}"),
+            lifecycle=lc,
+            timing=timing,
+            outcome_errors=outcome_errors,
+            outcome_results=outcome_results,
+            auth=auth,
+            errors=errors,
+            retry_after_seconds=int(ra["seconds"]) if ra else None,
+            retry_after_roles=frozenset(ra.get("roles", ["queued", "running"])) if ra else frozenset(),
+            limits=self.limits(errors, lc),
+            idempotency_pointer=(ext.get("idempotency") or {}).get("key_from"),
+            credits_cost=credits["cost"] if credits else None,
+            credits_charge_on=charge_on,
+            progress_steps=steps,
+            progress_done_message=str(progress.get("done_message", "Done")),
+            status=status,
+            renders=renders,
+            webhooks=self.webhooks(renders, lc),
+            operations=self.operations(renders, errors, lc),
+            registry=self.registry,
+        )

@@ -1,0 +1,192 @@
+"""Templates: how a spec turns a job (or an error) into this API's JSON.
+
+A template is plain JSON-like data, compiled once at load into a function of a
+context mapping:
+
+- ``"{job.id}"``: a string that is exactly one placeholder renders the raw value;
+- ``"{base_url}/jobs/{job.id}"``: text around placeholders interpolates (null as "");
+- ``{"key?": ...}``: the key is omitted when its value renders to null;
+- ``{"$if": {"status": [...]} | {"roles": [...]}, "then": T, "else": E}``;
+- ``{"$each": "{job.request.items}", "as": "item", "do": T}`` renders a list;
+- filters: ``{x|len}``, ``{x|sha256}``, ``{x|str}``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from .errors import SpecError
+
+__all__ = ["ROOTS", "Renderer", "compile_template", "iso", "lookup", "render_string"]
+
+Renderer = Callable[[Mapping[str, Any]], Any]
+
+#: The names a placeholder may start with.
+ROOTS = frozenset(
+    {"job", "base_url", "now", "now_ms", "request", "message", "conflict", "event", "tenant",
+     "item", "index"}
+)
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.]*)(?:\|([a-z0-9]+))?\}")
+_FILTERS: dict[str, Callable[[Any], Any]] = {
+    "len": lambda v: len(v) if v is not None else None,
+    "sha256": lambda v: hashlib.sha256(str(v).encode()).hexdigest() if v is not None else None,
+    "str": lambda v: None if v is None else (v if isinstance(v, str) else json.dumps(v)),
+}
+
+
+def iso(ts: float | None) -> str | None:
+    """ISO 8601 UTC with milliseconds and ``Z``, or None."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def lookup(ctx: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+    """Follow ``path`` through mappings and lists; None where it leads nowhere."""
+    value: Any = ctx
+    for part in path:
+        if value is None:
+            return None
+        if isinstance(value, list):
+            value = value[int(part)] if part.isdigit() and int(part) < len(value) else None
+        else:
+            try:
+                value = value.get(part)
+            except AttributeError:
+                return None
+    return value
+
+
+def _interp(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _resolver(name: str, filt: str | None, where: str, file: str,
+              roots: frozenset[str] = ROOTS) -> Renderer:
+    path = tuple(name.split("."))
+    if path[0] not in roots:
+        raise SpecError(file, where, f"placeholder {{{name}}} must start with one of {sorted(roots)}")
+    if filt is not None and filt not in _FILTERS:
+        raise SpecError(file, where, f"unknown filter |{filt}: expected one of {sorted(_FILTERS)}")
+    f = _FILTERS.get(filt) if filt else None
+    if f is None:
+        return lambda ctx: lookup(ctx, path)
+    return lambda ctx: f(lookup(ctx, path))
+
+
+def render_string(text: str, file: str = "<template>", where: str = "",
+                  roots: frozenset[str] = ROOTS) -> Renderer:
+    """Compile one string template."""
+    matches = list(_PLACEHOLDER.finditer(text))
+    if not matches:
+        return lambda ctx: text
+    if len(matches) == 1 and matches[0].span() == (0, len(text)):
+        return _resolver(matches[0].group(1), matches[0].group(2), where, file, roots)
+    parts: list[Renderer | str] = []
+    pos = 0
+    for m in matches:
+        if m.start() > pos:
+            parts.append(text[pos : m.start()])
+        parts.append(_resolver(m.group(1), m.group(2), where, file, roots))
+        pos = m.end()
+    if pos < len(text):
+        parts.append(text[pos:])
+
+    def interpolate(ctx: Mapping[str, Any]) -> str:
+        return "".join(p if isinstance(p, str) else _interp(p(ctx)) for p in parts)
+
+    return interpolate
+
+
+_OMIT = object()
+
+
+def compile_template(tpl: Any, file: str = "<template>", where: str = "",
+                     roots: frozenset[str] = ROOTS) -> Renderer:
+    """Compile a template (see the module docstring) into a function of a context."""
+    if isinstance(tpl, str):
+        return render_string(tpl, file, where, roots)
+    if isinstance(tpl, list):
+        items = [compile_template(t, file, f"{where}/{i}", roots) for i, t in enumerate(tpl)]
+        return lambda ctx: [r(ctx) for r in items]
+    if isinstance(tpl, dict):
+        if "$if" in tpl:
+            return _compile_if(tpl, file, where, roots)
+        if "$each" in tpl:
+            return _compile_each(tpl, file, where, roots)
+        fields: list[tuple[str, bool, Renderer]] = []
+        for key, sub in tpl.items():
+            key = str(key)
+            optional = key.endswith("?")
+            name = key[:-1] if optional else key
+            fields.append((name, optional, compile_template(sub, file, f"{where}/{name}", roots)))
+
+        def mapping(ctx: Mapping[str, Any]) -> dict[str, Any]:
+            out: dict[str, Any] = {}
+            for name, optional, r in fields:
+                v = r(ctx)
+                if v is None and optional:
+                    continue
+                out[name] = v
+            return out
+
+        return mapping
+    return lambda ctx: tpl
+
+
+def _compile_if(tpl: dict[str, Any], file: str, where: str, roots: frozenset[str]) -> Renderer:
+    cond = tpl["$if"]
+    extra = set(tpl) - {"$if", "then", "else"}
+    if extra or not isinstance(cond, dict) or len(cond) != 1 or not (
+        set(cond) <= {"status", "roles"}
+    ):
+        raise SpecError(file, where, "$if takes {status: [...]} or {roles: [...]}, then and else")
+    field = "status" if "status" in cond else "role"
+    wanted = frozenset(cond.get("status") or cond.get("roles") or ())
+    then = compile_template(tpl.get("then"), file, f"{where}/then", roots)
+    other = compile_template(tpl.get("else"), file, f"{where}/else", roots)
+
+    def choose(ctx: Mapping[str, Any]) -> Any:
+        job = ctx.get("job")
+        value = job.get(field) if job is not None else None
+        return then(ctx) if value in wanted else other(ctx)
+
+    return choose
+
+
+def _compile_each(tpl: dict[str, Any], file: str, where: str, roots: frozenset[str]) -> Renderer:
+    extra = set(tpl) - {"$each", "as", "do"}
+    if extra or not isinstance(tpl["$each"], str) or "do" not in tpl:
+        raise SpecError(file, where, "$each takes a placeholder string, 'as' and 'do'")
+    source = render_string(tpl["$each"], file, f"{where}/$each", roots)
+    name = str(tpl.get("as", "item"))
+    body = compile_template(tpl["do"], file, f"{where}/do", roots | {name})
+
+    def each(ctx: Mapping[str, Any]) -> list[Any] | None:
+        seq = source(ctx)
+        if seq is None:
+            return None
+        if not isinstance(seq, list):
+            seq = [seq]
+        out = []
+        for i, item in enumerate(seq):
+            inner = dict(ctx)
+            inner[name] = item
+            inner["index"] = i
+            out.append(body(inner))
+        return out
+
+    return each

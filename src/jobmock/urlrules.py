@@ -1,0 +1,66 @@
+"""Callback URL rules: which webhook targets a spec accepts.
+
+``public-https`` (Croma) accepts only absolute HTTPS URLs on public hosts:
+loopback, private, link-local, unspecified, reserved and multicast addresses are
+refused in every spelling ``inet_aton`` or ``ipaddress`` accepts (``127.1``,
+``0x7f000001``, ``[::1]``, ``[::ffff:127.0.0.1]``), as are ``localhost`` names and
+userinfo tricks (the host is what follows the ``@``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from urllib.parse import urlsplit
+
+__all__ = ["check_callback_url"]
+
+_LOCAL_SUFFIXES = (".localhost", ".local", ".internal", ".localdomain", ".home.arpa")
+
+
+def _literal_ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    try:
+        # inet_aton takes the legacy spellings: 127.1, 0x7f000001, 017700000001, 2130706433.
+        return ipaddress.IPv4Address(socket.inet_aton(host))
+    except (OSError, ValueError):
+        return None
+
+
+def _is_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(ip, ipaddress.IPv6Address):
+        mapped = ip.ipv4_mapped or ip.sixtofour
+        if mapped is not None:
+            return _is_public(mapped)
+    return ip.is_global and not (ip.is_multicast or ip.is_reserved or ip.is_unspecified)
+
+
+def check_callback_url(url: object, rule: str, *, allow_private: bool = False) -> str | None:
+    """Why ``url`` breaks ``rule`` (``any``, ``https`` or ``public-https``), or None if it is fine."""
+    if not isinstance(url, str) or not url:
+        return "callback URL must be a non-empty string"
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        return f"callback URL is malformed: {exc}"
+    if parts.scheme not in ("http", "https") or not host:
+        return "callback URL must be an absolute http(s) URL"
+    if rule == "any" or allow_private and rule != "https":
+        return None
+    if parts.scheme != "https":
+        return "callback URL must use https"
+    if rule == "https" or allow_private:
+        return None
+    name = host.rstrip(".").lower()
+    if name == "localhost" or name.endswith(_LOCAL_SUFFIXES) or "." not in name and ":" not in name \
+            and _literal_ip(name) is None:
+        return f"callback URL host {host!r} is not a public host"
+    ip = _literal_ip(name)
+    if ip is not None and not _is_public(ip):
+        return f"callback URL host {host!r} is a private, loopback or reserved address"
+    return None
