@@ -118,9 +118,11 @@ class Mock:
         self._dynamic: list[_Route] = []
         for op in spec.operations:
             if "{" in op.path:
-                route = next((r for r in self._dynamic if r.pattern.pattern == _Route(op.path).pattern.pattern), None)
+                fresh = _Route(op.path)
+                same = (r for r in self._dynamic if r.pattern.pattern == fresh.pattern.pattern)
+                route = next(same, None)
                 if route is None:
-                    route = _Route(op.path)
+                    route = fresh
                     self._dynamic.append(route)
             else:
                 route = self._static.setdefault(op.path, _Route(op.path))

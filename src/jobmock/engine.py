@@ -107,7 +107,7 @@ class Job:
 
 
 def _ms(t: float | None) -> int | None:
-    return None if t is None else int(round(t * 1000))
+    return None if t is None else round(t * 1000)
 
 
 _FIELDS: dict[str, Callable[[Job, ApiSpec], Any]] = {
@@ -643,4 +643,4 @@ def _pointer_get(doc: Any, pointer: str | None) -> Any:
     if pointer is None or doc is None:
         return None
     parts = tuple(p.replace("~1", "/").replace("~0", "~") for p in pointer.lstrip("/").split("/"))
-    return lookup(doc, parts) if isinstance(doc, dict | list) else None
+    return lookup({"": doc}, ("", *parts)) if isinstance(doc, dict | list) else None

@@ -9,6 +9,7 @@ A wrong spec fails here, with the file, the key and what was expected.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -152,6 +153,20 @@ class Auth:
     def credential_tenants(self) -> dict[str, str]:
         return {c: t for t, creds in self.tenants.items() for c in creds}
 
+    def headers_for(self, credential: str) -> dict[str, str]:
+        """The request headers that present ``credential`` (empty for query-string keys)."""
+        if self.kind == "bearer":
+            return {"Authorization": f"Bearer {credential}"}
+        if self.kind == "basic":
+            import base64
+
+            return {"Authorization": "Basic " + base64.b64encode(credential.encode()).decode()}
+        return {self.param: credential} if self.location == "header" else {}
+
+    def query_for(self, credential: str) -> dict[str, str]:
+        """The query parameters that present ``credential`` (for apiKey in query)."""
+        return {self.param: credential} if self.location == "query" else {}
+
 
 @dataclass(frozen=True, slots=True)
 class Gate:
@@ -236,6 +251,7 @@ class Operation:
     job_id_param: str | None = None
     match: Mapping[str, Renderer] = field(default_factory=dict)
     documented_statuses: frozenset[str] = frozenset()
+    body_example: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -499,7 +515,8 @@ class _Builder:
             raise self.fail(where + "/render", f"a key of x-jobmock/render {sorted(renders)}")
         for ev in w["events"]:
             if ev not in ("progress", "terminal") and ev not in lc.terminal_words:
-                raise self.fail(where + "/events", f"progress, terminal or a terminal status word, got {ev!r}")
+                raise self.fail(where + "/events",
+                                f"progress, terminal or a terminal status word, got {ev!r}")
         sig = w.get("signature")
         retry = w.get("retry") or {"delays": []}
         return Webhooks(
@@ -552,9 +569,15 @@ class _Builder:
                                             p.get("schema") or {}))
                 body = self.resolve(o.get("requestBody")) if o.get("requestBody") else None
                 body_schema = None
+                body_example = None
                 if body:
                     media = (body.get("content") or {}).get("application/json")
                     body_schema = media.get("schema") if media else None
+                    if media and "example" in media:
+                        body_example = media["example"]
+                    elif media and media.get("examples"):
+                        first = self.resolve(next(iter(media["examples"].values())))
+                        body_example = first.get("value")
                 security = o.get("security", root_security)
                 role = x.get("role")
                 kw: dict[str, Any] = {}
@@ -599,6 +622,7 @@ class _Builder:
                     body_schema=body_schema, body_required=bool(body and body.get("required")),
                     secured=any(bool(req) for req in security),
                     documented_statuses=frozenset(str(s) for s in (o.get("responses") or {})),
+                    body_example=body_example,
                     **kw,
                 ))
         if not any(o.role == "submit" for o in ops):
@@ -631,7 +655,7 @@ class _Builder:
                 raise self.fail("/x-jobmock/credits/charge_on", f"status words from {sorted(lc.states)}")
         progress = ext.get("progress") or {}
         steps = tuple((int(s["pct"]), str(s["message"])) for s in progress.get("steps", []))
-        if any(b[0] < a[0] for a, b in zip(steps, steps[1:], strict=False)):
+        if any(b[0] < a[0] for a, b in itertools.pairwise(steps)):
             raise self.fail("/x-jobmock/progress/steps", "pct values that never decrease")
         info = self.doc.get("info") or {}
         return ApiSpec(

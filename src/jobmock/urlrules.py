@@ -50,15 +50,15 @@ def check_callback_url(url: object, rule: str, *, allow_private: bool = False) -
         return f"callback URL is malformed: {exc}"
     if parts.scheme not in ("http", "https") or not host:
         return "callback URL must be an absolute http(s) URL"
-    if rule == "any" or allow_private and rule != "https":
+    if rule == "any" or (allow_private and rule != "https"):
         return None
     if parts.scheme != "https":
         return "callback URL must use https"
     if rule == "https" or allow_private:
         return None
     name = host.rstrip(".").lower()
-    if name == "localhost" or name.endswith(_LOCAL_SUFFIXES) or "." not in name and ":" not in name \
-            and _literal_ip(name) is None:
+    if name == "localhost" or name.endswith(_LOCAL_SUFFIXES) or ("." not in name and ":" not in name \
+            and _literal_ip(name) is None):
         return f"callback URL host {host!r} is not a public host"
     ip = _literal_ip(name)
     if ip is not None and not _is_public(ip):

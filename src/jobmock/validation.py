@@ -27,8 +27,8 @@ SPEC_URI = "urn:jobmock:spec"
 def _rebase(node: Any) -> Any:
     """Point local ``$ref``s at the registered spec document."""
     if isinstance(node, dict):
-        return {k: (SPEC_URI + v if k == "$ref" and isinstance(v, str) and v.startswith("#") else _rebase(v))
-                for k, v in node.items()}
+        return {k: SPEC_URI + v if k == "$ref" and isinstance(v, str) and v.startswith("#")
+                else _rebase(v) for k, v in node.items()}
     if isinstance(node, list):
         return [_rebase(v) for v in node]
     return node

@@ -1,0 +1,146 @@
+"""The ASGI adapter: serves a :class:`~jobmock.dispatch.Mock` over HTTP.
+
+A bare ASGI callable (no router of its own: the mock routes from the spec) that
+translates ASGI to :class:`~jobmock.dispatch.Request` and back. A background
+ticker fires due transitions on real and sped-up clocks; it sleeps until the
+engine's next due entry and is woken when an earlier one is scheduled. An inline
+wait awaits a future resolved by :meth:`Engine.watch`, never a polling loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from .dispatch import Mock, Request, Response, Suspend
+
+__all__ = ["JobmockApp", "create_app"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+class JobmockApp:
+    """An ASGI application for one mock."""
+
+    def __init__(self, mock: Mock) -> None:
+        self.mock = mock
+        self._ticker: asyncio.Task[None] | None = None
+        self._wake: asyncio.Event | None = None
+        self._sleep_until: float | None = None
+        mock.engine.on_schedule(self._scheduled)
+
+    # -- ticker ---------------------------------------------------------------------
+
+    def _scheduled(self, due: float) -> None:
+        if self._wake is not None and (self._sleep_until is None or due < self._sleep_until):
+            self._wake.set()
+
+    def _ensure_ticker(self) -> None:
+        if self._ticker is None or self._ticker.done():
+            self._wake = asyncio.Event()
+            self._ticker = asyncio.get_running_loop().create_task(self._tick())
+
+    async def _tick(self) -> None:
+        engine, clock = self.mock.engine, self.mock.clock
+        assert self._wake is not None
+        while True:
+            engine.run_due()
+            nxt = engine.next_due()
+            timeout = None
+            if nxt is not None and clock.speed > 0:
+                timeout = max(0.0, (nxt - clock.now()) / clock.speed)
+            self._sleep_until = nxt if timeout is not None else None
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def aclose(self) -> None:
+        """Stop the ticker."""
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+            self._ticker = None
+
+    # -- ASGI -------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        self._ensure_ticker()
+        body = b""
+        more = True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        request = _to_request(scope, body)
+        result = self.mock.dispatch(request)
+        if isinstance(result, Suspend):
+            result = await self._hold(result)
+        await _send(send, result, head=scope["method"] == "HEAD")
+
+    async def _hold(self, suspend: Suspend) -> Response:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[bool] = loop.create_future()
+
+        def wake(_job: object, ended: bool) -> None:
+            if not done.done():
+                done.set_result(ended)
+
+        watch = self.mock.engine.watch(suspend.job, suspend.deadline, wake)
+        try:
+            await done
+        finally:
+            watch.cancel()
+        return suspend.finish()
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self._ensure_ticker()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def _to_request(scope: Scope, body: bytes) -> Request:
+    headers: dict[str, str] = {}
+    for k, v in scope["headers"]:
+        headers[k.decode("latin-1").lower()] = v.decode("latin-1")
+    qs = scope.get("query_string", b"").decode("latin-1")
+    query: dict[str, str] = {}
+    if qs:
+        from urllib.parse import parse_qsl
+
+        for k, v in parse_qsl(qs, keep_blank_values=True):
+            query.setdefault(k, v)
+    host = headers.get("host")
+    if host is None:
+        server = scope.get("server") or ("127.0.0.1", 80)
+        host = f"{server[0]}:{server[1]}"
+    return Request(method=scope["method"], path=scope["path"], query=query, headers=headers,
+                   body=body, base_url=f"{scope.get('scheme', 'http')}://{host}", query_string=qs)
+
+
+async def _send(send: Send, response: Response, head: bool = False) -> None:
+    raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
+    raw.append((b"content-length", str(len(response.body)).encode()))
+    await send({"type": "http.response.start", "status": response.status, "headers": raw})
+    await send({"type": "http.response.body", "body": b"" if head else response.body})
+
+
+def create_app(mock: Mock) -> JobmockApp:
+    """The ASGI app serving ``mock``."""
+    return JobmockApp(mock)

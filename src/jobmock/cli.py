@@ -1,0 +1,182 @@
+"""The ``jobmock`` command line: ``apis``, ``validate``, ``serve``."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from typing import Any
+
+import click
+
+from .bundled import bundled_names, resolve_spec, spec_path
+from .errors import SpecError
+from .spec import ApiSpec, Operation
+
+__all__ = ["main"]
+
+
+def _load(api: str) -> ApiSpec:
+    try:
+        return resolve_spec(api)
+    except SpecError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _api_record(spec: ApiSpec) -> dict[str, Any]:
+    auth = spec.auth
+    return {
+        "name": spec.name,
+        "title": spec.title,
+        "spec": str(spec_path(spec.name) if spec.name in bundled_names() else spec.file),
+        "auth": {"scheme": auth.scheme, "kind": auth.kind, "in": auth.location,
+                 "name": auth.param},
+        "tenants": [
+            {"tenant": tenant, "credential": credential,
+             "headers": auth.headers_for(credential), "query": auth.query_for(credential)}
+            for tenant, credential in spec.demo_tenants()
+        ],
+        "statuses": dict(spec.lifecycle.states),
+        "submit": [f"{o.method} {o.path}" for o in spec.submit_operations],
+        "status": f"{spec.status_operation.method} {spec.status_operation.path}",
+    }
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="jobmock")
+def main() -> None:
+    """jobmock: contract tests and a stateful mock server for asynchronous job APIs."""
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, with auth and demo credentials.")
+def apis(as_json: bool) -> None:
+    """List the bundled APIs."""
+    specs = [_load(name) for name in bundled_names()]
+    if as_json:
+        click.echo(json.dumps([_api_record(s) for s in specs], indent=2))
+        return
+    width = max(len(s.name) for s in specs)
+    for s in specs:
+        click.echo(f"{s.name:<{width}}  {s.title}  ({spec_path(s.name)})")
+
+
+@main.command()
+@click.argument("specs", nargs=-1, required=True)
+def validate(specs: tuple[str, ...]) -> None:
+    """Check spec files (OpenAPI 3.1 and x-jobmock); name, file and key of each error."""
+    failed = False
+    for item in specs:
+        try:
+            spec = resolve_spec(item)
+        except SpecError as exc:
+            failed = True
+            click.echo(f"FAIL {exc}", err=True)
+            continue
+        click.echo(f"ok   {spec.name}: {spec.file}")
+    if failed:
+        sys.exit(1)
+
+
+def _curl(spec: ApiSpec, base: str, op: Operation, credential: str, path: str,
+          body: Any = None, extra: dict[str, str] | None = None) -> str:
+    parts = ["curl", "-i", "-X", op.method]
+    headers = {**spec.auth.headers_for(credential), **(extra or {})}
+    query = spec.auth.query_for(credential)
+    url = base + path + ("?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else "")
+    for k, v in headers.items():
+        parts += ["-H", f"{k}: {v}"]
+    if body is not None:
+        parts += ["-H", "Content-Type: application/json", "-d", json.dumps(body)]
+    parts.append(url)
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def _example_path(op: Operation) -> str:
+    path = op.path
+    for p in op.parameters:
+        if p.location == "path":
+            enum = p.schema.get("enum")
+            value = enum[0] if enum else f"demo-{p.name}"
+            path = path.replace("{" + p.name + "}", str(value))
+    return path
+
+
+def banner(spec: ApiSpec, base: str, clock: str, speed: float, seed: int) -> str:
+    """What ``serve`` prints at start: where, credentials, and curl lines to paste."""
+    lines = [f"jobmock serving {spec.name} ({spec.title}) at {base}",
+             f"clock: {clock}" + (f" x{speed:g}" if clock == "real" and speed != 1 else "")
+             + f"   seed: {seed}   control plane: {base}/_jobmock/health"]
+    for tenant, credential in spec.demo_tenants():
+        lines.append(f"tenant {tenant}: {credential}")
+    op = spec.submit_operations[0]
+    status = spec.status_operation
+    credential = spec.demo_tenants()[0][1]
+    extra = {"Prefer": "wait=0"} if op.wait.prefer_header else None
+    lines.append("submit:")
+    lines.append("  " + _curl(spec, base, op, credential, _example_path(op), op.body_example, extra))
+    poll_path = status.path.replace("{" + (status.job_id_param or "id") + "}", "JOB_ID")
+    for p in status.parameters:
+        if p.location == "path" and p.name != status.job_id_param:
+            enum = p.schema.get("enum")
+            poll_path = poll_path.replace("{" + p.name + "}", str(enum[0]) if enum else f"demo-{p.name}")
+    lines.append("poll (JOB_ID from the answer above):")
+    lines.append("  " + _curl(spec, base, status, credential, poll_path))
+    return "\n".join(lines)
+
+
+@main.command()
+@click.argument("api")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--clock", "clock_kind", type=click.Choice(["real", "virtual"]), default="real",
+              show_default=True, help="virtual: time moves only via POST /_jobmock/clock/advance.")
+@click.option("--speed", default=1.0, show_default=True, type=float,
+              help="Clock seconds per wall second for the real clock.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seeds timings, outcomes, ids.")
+@click.option("--journal-size", default=10_000, show_default=True, type=int,
+              help="Requests kept in the journal (a ring buffer).")
+@click.option("--allow-private-callbacks", is_flag=True,
+              help="Accept callback URLs on localhost and private ranges (local development).")
+@click.option("--server", type=click.Choice(["uvicorn", "granian"]), default="uvicorn",
+              show_default=True, help="The ASGI server (granian must be installed).")
+def serve(api: str, host: str, port: int, clock_kind: str, speed: float, seed: int,
+          journal_size: int, allow_private_callbacks: bool, server: str) -> None:
+    """Serve a stateful mock of API (a bundled name or a spec file)."""
+    from .asgi import create_app
+    from .clock import make_clock
+    from .dispatch import Mock
+
+    spec = _load(api)
+    if speed <= 0:
+        raise click.BadParameter("must be positive", param_hint="--speed")
+    mock = Mock(spec, clock=make_clock(clock_kind, speed), seed=seed, journal_size=journal_size,
+                allow_private_callbacks=allow_private_callbacks)
+    app = create_app(mock)
+    base = f"http://{host}:{port}"
+    click.echo(banner(spec, base, clock_kind, speed, seed))
+    sys.stdout.flush()
+    if server == "granian":
+        _serve_granian(app, host, port)
+        return
+    import uvicorn
+
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
+                lifespan="on")
+    click.echo("jobmock stopped.")
+
+
+def _serve_granian(app: Any, host: str, port: int) -> None:
+    try:
+        from granian.constants import Interfaces
+        from granian.server.embed import Server
+    except ImportError as exc:
+        raise click.ClickException("--server granian needs: pip install granian") from exc
+    import asyncio
+
+    server = Server(app, address=host, port=port, interface=Interfaces.ASGI)
+    asyncio.run(server.serve())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

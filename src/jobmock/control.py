@@ -1,0 +1,138 @@
+"""The control plane under ``/_jobmock/``, in the spirit of WireMock's ``/__admin``.
+
+=======  ===========================  ===============================================
+method   path                         what it does
+=======  ===========================  ===============================================
+GET      /_jobmock/health             liveness, the API's name and the clock
+GET      /_jobmock/clock              the clock: time, kind, speed
+POST     /_jobmock/clock/advance      ``{"seconds": N}``: move a virtual clock forward
+GET      /_jobmock/jobs               every job (``?status=``, ``?tenant=`` filter)
+GET      /_jobmock/jobs/{id}          one job, with its history and planned timing
+POST     /_jobmock/jobs/{id}/outcome  ``{"status": word|role, "error"?, "result"?,
+                                      "when": "now"|"scheduled"}``: force a status
+GET      /_jobmock/requests           the request journal (``?limit=N``)
+GET/POST /_jobmock/advance            how jobs advance: ``{"mode": "time"|"polls"|"manual",
+                                      "polls": N}`` (applies to jobs submitted after)
+GET      /_jobmock/spec               the OpenAPI document this mock serves
+POST     /_jobmock/reset              forget every job and journal entry
+=======  ===========================  ===============================================
+
+Answers are JSON; a bad control request gets 400 ``{"error": ...}``, an unknown
+job 404.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from .engine import Advance
+from .templates import iso
+
+if TYPE_CHECKING:
+    from .dispatch import Mock, Request, Response
+
+__all__ = ["handle_control"]
+
+
+class _Bad(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _body(request: Request) -> dict[str, Any]:
+    if not request.body.strip():
+        return {}
+    try:
+        data = json.loads(request.body)
+    except ValueError as exc:
+        raise _Bad(400, f"body is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise _Bad(400, "body must be a JSON object")
+    return data
+
+
+def clock_info(mock: Mock) -> dict[str, Any]:
+    now = mock.clock.now()
+    return {"now": iso(now), "epoch": now, "kind": "virtual" if mock.clock.speed == 0 else "real",
+            "speed": mock.clock.speed, "next_due": iso(mock.engine.next_due())}
+
+
+def handle_control(mock: Mock, request: Request) -> Response:
+    """Answer one control-plane request."""
+    from .dispatch import json_response
+
+    try:
+        status, body = _route(mock, request)
+    except _Bad as exc:
+        status, body = exc.status, {"error": exc.message}
+    return json_response(status, body)
+
+
+def _route(mock: Mock, request: Request) -> tuple[int, Any]:
+    path = request.path[len("/_jobmock/"):].strip("/")
+    parts = path.split("/") if path else []
+    method = request.method
+    engine = mock.engine
+    engine.run_due()
+    if parts == ["health"] and method == "GET":
+        return 200, {"status": "ok", "api": mock.spec.name, "jobs": len(engine.store),
+                     "clock": clock_info(mock)}
+    if parts == ["clock"] and method == "GET":
+        return 200, clock_info(mock)
+    if parts == ["clock", "advance"] and method == "POST":
+        seconds = _body(request).get("seconds")
+        if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds < 0:
+            raise _Bad(400, "seconds must be a non-negative number")
+        if mock.clock.speed != 0:
+            raise _Bad(409, "the clock is real; start the mock with --clock virtual to move it")
+        fired = engine.advance_clock(float(seconds))
+        return 200, {**clock_info(mock), "fired": fired}
+    if parts == ["jobs"] and method == "GET":
+        jobs = [j for j in engine.jobs()
+                if request.query.get("status") in (None, j.status)
+                and request.query.get("tenant") in (None, j.tenant)]
+        return 200, {"jobs": [j.as_dict(mock.spec) for j in jobs], "counts": engine.counts()}
+    if len(parts) == 2 and parts[0] == "jobs" and method == "GET":
+        job = engine.get(parts[1])
+        if job is None:
+            raise _Bad(404, f"no job {parts[1]}")
+        return 200, job.as_dict(mock.spec)
+    if len(parts) == 3 and parts[0] == "jobs" and parts[2] == "outcome" and method == "POST":
+        data = _body(request)
+        status = data.get("status")
+        if not isinstance(status, str):
+            raise _Bad(400, "status must be a status word or a role")
+        try:
+            job = engine.force(parts[1], status, error=data.get("error"), result=data.get("result"),
+                               when=str(data.get("when", "now")))
+        except KeyError:
+            raise _Bad(404, f"no job {parts[1]}") from None
+        except ValueError as exc:
+            raise _Bad(409, str(exc)) from None
+        return 200, job.as_dict(mock.spec)
+    if parts == ["requests"] and method == "GET":
+        entries = [e.as_dict() for e in mock.journal]
+        limit = request.query.get("limit")
+        if limit is not None:
+            if not limit.isdigit():
+                raise _Bad(400, "limit must be a non-negative integer")
+            entries = entries[-int(limit):] if int(limit) else []
+        return 200, {"requests": entries, "total": mock.journal.total, "size": mock.journal.size}
+    if parts == ["advance"] and method == "GET":
+        return 200, {"mode": engine.advance.mode, "polls": engine.advance.polls}
+    if parts == ["advance"] and method == "POST":
+        data = _body(request)
+        try:
+            engine.set_advance(Advance(str(data.get("mode", "time")), int(data.get("polls", 1))))
+        except (TypeError, ValueError) as exc:
+            raise _Bad(400, str(exc)) from None
+        return 200, {"mode": engine.advance.mode, "polls": engine.advance.polls}
+    if parts == ["spec"] and method == "GET":
+        return 200, mock.spec.document
+    if parts == ["reset"] and method == "POST":
+        mock.reset()
+        return 200, {"status": "reset"}
+    raise _Bad(404, f"no control endpoint {method} /_jobmock/{path}")
