@@ -31,6 +31,7 @@ __all__ = [
     "console_script",
     "free_port",
     "http_json",
+    "median",
     "mib",
     "percentile",
     "proc_status_kib",

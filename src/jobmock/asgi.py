@@ -12,9 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .dispatch import Mock, Request, Response, Suspend
+
+if TYPE_CHECKING:
+    from .senders import AsyncSender
 
 __all__ = ["JobmockApp", "create_app"]
 
@@ -32,6 +35,7 @@ class JobmockApp:
         self._ticker: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
         self._sleep_until: float | None = None
+        self.sender: AsyncSender | None = None
         mock.engine.on_schedule(self._scheduled)
 
     # -- ticker ---------------------------------------------------------------------
@@ -44,6 +48,10 @@ class JobmockApp:
         if self._ticker is None or self._ticker.done():
             self._wake = asyncio.Event()
             self._ticker = asyncio.get_running_loop().create_task(self._tick())
+            if self.mock.webhooks is not None:
+                from .senders import AsyncSender
+
+                self.sender = AsyncSender(self.mock.webhooks)
 
     async def _tick(self) -> None:
         engine, clock = self.mock.engine, self.mock.clock
@@ -66,6 +74,9 @@ class JobmockApp:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
             self._ticker = None
+        if self.sender is not None:
+            await self.sender.aclose()
+            self.sender = None
 
     # -- ASGI -------------------------------------------------------------------------
 

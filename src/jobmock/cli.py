@@ -138,10 +138,15 @@ def banner(spec: ApiSpec, base: str, clock: str, speed: float, seed: int) -> str
               help="Requests kept in the journal (a ring buffer).")
 @click.option("--allow-private-callbacks", is_flag=True,
               help="Accept callback URLs on localhost and private ranges (local development).")
+@click.option("--webhook-secret", default=None,
+              help="HMAC secret for signed webhooks (default: the spec's demo secret).")
+@click.option("--webhook-timeout", default=None, type=float,
+              help="Seconds to wait for a webhook receiver (default: the spec's).")
 @click.option("--server", type=click.Choice(["uvicorn", "granian"]), default="uvicorn",
               show_default=True, help="The ASGI server (granian must be installed).")
 def serve(api: str, host: str, port: int, clock_kind: str, speed: float, seed: int,
-          journal_size: int, allow_private_callbacks: bool, server: str) -> None:
+          journal_size: int, allow_private_callbacks: bool, webhook_secret: str | None,
+          webhook_timeout: float | None, server: str) -> None:
     """Serve a stateful mock of API (a bundled name or a spec file)."""
     from .asgi import create_app
     from .clock import make_clock
@@ -151,7 +156,8 @@ def serve(api: str, host: str, port: int, clock_kind: str, speed: float, seed: i
     if speed <= 0:
         raise click.BadParameter("must be positive", param_hint="--speed")
     mock = Mock(spec, clock=make_clock(clock_kind, speed), seed=seed, journal_size=journal_size,
-                allow_private_callbacks=allow_private_callbacks)
+                allow_private_callbacks=allow_private_callbacks, webhook_secret=webhook_secret,
+                webhook_timeout=webhook_timeout)
     app = create_app(mock)
     base = f"http://{host}:{port}"
     click.echo(banner(spec, base, clock_kind, speed, seed))

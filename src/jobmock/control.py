@@ -13,6 +13,7 @@ POST     /_jobmock/jobs/{id}/outcome  ``{"status": word|role, "error"?, "result"
 GET      /_jobmock/requests           the request journal (``?limit=N``)
 GET/POST /_jobmock/advance            how jobs advance: ``{"mode": "time"|"polls"|"manual",
                                       "polls": N}`` (applies to jobs submitted after)
+GET      /_jobmock/webhooks           every webhook delivery and attempt (``?job_id=``)
 GET      /_jobmock/spec               the OpenAPI document this mock serves
 POST     /_jobmock/reset              forget every job and journal entry
 =======  ===========================  ===============================================
@@ -130,6 +131,12 @@ def _route(mock: Mock, request: Request) -> tuple[int, Any]:
         except (TypeError, ValueError) as exc:
             raise _Bad(400, str(exc)) from None
         return 200, {"mode": engine.advance.mode, "polls": engine.advance.polls}
+    if parts == ["webhooks"] and method == "GET":
+        book = mock.webhooks
+        deliveries = book.deliveries() if book is not None else []
+        job_id = request.query.get("job_id")
+        return 200, {"deliveries": [d.as_dict() for d in deliveries
+                                    if job_id in (None, d.job_id)]}
     if parts == ["spec"] and method == "GET":
         return 200, mock.spec.document
     if parts == ["reset"] and method == "POST":

@@ -38,6 +38,7 @@ from .store import JobStore
 from .templates import iso
 from .urlrules import check_callback_url
 from .validation import OperationValidator
+from .webhooks import DeliveryBook
 
 __all__ = ["CONTROL_PREFIX", "Mock", "Request", "Response", "Suspend"]
 
@@ -59,6 +60,10 @@ class Request:
     body: bytes = b""
     base_url: str = "http://127.0.0.1"
     query_string: str = ""
+
+    def __post_init__(self) -> None:
+        if any(k != k.lower() for k in self.headers):
+            object.__setattr__(self, "headers", {k.lower(): v for k, v in self.headers.items()})
 
 
 @dataclass(slots=True)
@@ -107,12 +112,18 @@ class Mock:
 
     def __init__(self, spec: ApiSpec, *, clock: Clock | None = None, seed: int = 0,
                  store: JobStore | None = None, journal_size: int = 10_000,
-                 allow_private_callbacks: bool = False, advance: Advance | None = None) -> None:
+                 allow_private_callbacks: bool = False, advance: Advance | None = None,
+                 webhook_secret: str | None = None, webhook_timeout: float | None = None) -> None:
         self.spec = spec
         self.clock: Clock = clock if clock is not None else VirtualClock()
         self.engine = Engine(spec, self.clock, seed=seed, store=store, advance=advance)
         self.journal = Journal(journal_size)
         self.allow_private_callbacks = allow_private_callbacks
+        self.webhooks: DeliveryBook | None = None
+        if spec.webhooks is not None:
+            self.webhooks = DeliveryBook(self.engine, spec.webhooks, secret=webhook_secret)
+            if webhook_timeout is not None:
+                self.webhooks.timeout = webhook_timeout
         self.validators = {o.operation_id: OperationValidator(spec, o) for o in spec.operations}
         self._static: dict[str, _Route] = {}
         self._dynamic: list[_Route] = []
@@ -171,6 +182,8 @@ class Mock:
         """Forget every job and journal entry (the clock keeps its time)."""
         self.engine.reset()
         self.journal.clear()
+        if self.webhooks is not None:
+            self.webhooks.reset()
 
     # -- routing ------------------------------------------------------------------------
 
@@ -253,7 +266,8 @@ class Mock:
                 if problem:
                     raise ValidationFailed(problem)
         job, _ = self.engine.submit(op, tenant=tenant, body=body, params=params, query=query,
-                                    callback_url=callback_url, request_context=ctx_request)
+                                    callback_url=callback_url, request_context=ctx_request,
+                                    base_url=request.base_url)
         info["job_id"] = job.id
         wait, applied = self._wait_for(op, request, query)
         extra: list[tuple[str, str]] = []

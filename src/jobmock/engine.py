@@ -27,7 +27,7 @@ from .spec import TERMINAL_ROLES, ApiSpec, Operation
 from .store import JobStore, MemoryStore
 from .templates import iso, lookup
 
-__all__ = ["Advance", "Engine", "Event", "Job", "JobView", "Watch"]
+__all__ = ["Advance", "Engine", "Event", "Job", "JobView", "Timer", "Watch"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +78,7 @@ class Job:
     credits_to_charge: int | None = None
     credits_charged: int | None = None
     callback_url: str | None = None
+    base_url: str | None = None
     items_count: int | None = None
     gate_key: str | None = None
     polls: int = 0
@@ -167,6 +168,18 @@ class Event:
 
 
 @dataclass(slots=True)
+class Timer:
+    """A callback due at a clock time, from :meth:`Engine.call_at`; cancel with :meth:`cancel`."""
+
+    when: float
+    callback: Callable[[], None]
+    done: bool = False
+
+    def cancel(self) -> None:
+        self.done = True
+
+
+@dataclass(slots=True)
 class Watch:
     """A registration from :meth:`Engine.watch`: fires once, at the job's end or the deadline."""
 
@@ -180,7 +193,7 @@ class Watch:
 
 
 # heap entry kinds
-_START, _PROGRESS, _FINISH, _READY, _DEADLINE = range(5)
+_START, _PROGRESS, _FINISH, _READY, _DEADLINE, _CALL = range(6)
 
 
 class Engine:
@@ -219,6 +232,9 @@ class Engine:
         for watches in self._watches.values():
             for w in watches:
                 w.done = True
+        for entry in self._heap:
+            if entry[2] == _CALL:
+                entry[5].done = True
         self.store.clear()
         self._reset_state()
 
@@ -261,7 +277,7 @@ class Engine:
         """When the earliest pending entry is due, or None."""
         while self._heap:
             due, _, kind, job_id, gen, payload = self._heap[0]
-            if kind == _DEADLINE:
+            if kind in (_DEADLINE, _CALL):
                 if not payload.done:
                     return due
             else:
@@ -283,7 +299,7 @@ class Engine:
     def submit(self, operation: Operation | str, *, tenant: str | None, body: Any = None,
                params: Mapping[str, str] | None = None, query: Mapping[str, str] | None = None,
                callback_url: str | None = None, request_context: Mapping[str, Any] | None = None,
-               ) -> tuple[Job, bool]:
+               base_url: str | None = None) -> tuple[Job, bool]:
         """Create a job (or return the one its idempotency key names).
 
         Returns ``(job, created)``. Raises :class:`LimitExceeded` when the queue
@@ -337,7 +353,7 @@ class Engine:
             operation_id=op.operation_id, request=body, params=dict(params or {}),
             query=dict(query or {}), status=spec.lifecycle.queued, created_at=now,
             updated_at=now, queued_for=queued_for, running_for=running_for, outcome=outcome,
-            advance=self.advance, idempotency_key=key, callback_url=callback_url,
+            advance=self.advance, idempotency_key=key, callback_url=callback_url, base_url=base_url,
             items_count=len(items) if isinstance(items, list) else None,
             credits_to_charge=cost, credits_charged=0 if cost is not None else None,
             gate_key=gate_key,
@@ -383,6 +399,13 @@ class Engine:
                     job = self.store.get(job_id)
                     if job is not None:
                         watch.callback(job, False)
+                    fired += 1
+                continue
+            if kind == _CALL:
+                timer: Timer = payload
+                if not timer.done:
+                    timer.done = True
+                    timer.callback()
                     fired += 1
                 continue
             job = self.store.get(job_id)
@@ -631,6 +654,15 @@ class Engine:
         for listener in self._schedule_listeners:
             listener(deadline)
         return w
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> Timer:
+        """Call ``callback()`` once the clock reaches ``when`` (from :meth:`run_due`)."""
+        timer = Timer(when, callback)
+        self._counter += 1
+        heapq.heappush(self._heap, (when, self._counter, _CALL, "", 0, timer))
+        for listener in self._schedule_listeners:
+            listener(when)
+        return timer
 
     def _fire_watches(self, job: Job) -> None:
         for w in self._watches.pop(job.id, ()):

@@ -212,7 +212,7 @@ class RetryPolicy:
 class Webhooks:
     url_pointer: str
     url_rule: str
-    on: frozenset[str]
+    events: frozenset[str]
     event_names: Mapping[str, str]
     render: str
     body: Renderer

@@ -5,6 +5,10 @@ loopback, private, link-local, unspecified, reserved and multicast addresses are
 refused in every spelling ``inet_aton`` or ``ipaddress`` accepts (``127.1``,
 ``0x7f000001``, ``[::1]``, ``[::ffff:127.0.0.1]``), as are ``localhost`` names and
 userinfo tricks (the host is what follows the ``@``).
+
+``allow_private`` (``jobmock serve --allow-private-callbacks``) is for local
+development: it accepts any absolute http(s) URL, so a receiver on your own machine
+gets its webhooks.
 """
 
 from __future__ import annotations
@@ -50,17 +54,17 @@ def check_callback_url(url: object, rule: str, *, allow_private: bool = False) -
         return f"callback URL is malformed: {exc}"
     if parts.scheme not in ("http", "https") or not host:
         return "callback URL must be an absolute http(s) URL"
-    if rule == "any" or (allow_private and rule != "https"):
+    if rule == "any" or allow_private:
         return None
     if parts.scheme != "https":
         return "callback URL must use https"
-    if rule == "https" or allow_private:
+    if rule == "https":
         return None
     name = host.rstrip(".").lower()
-    if name == "localhost" or name.endswith(_LOCAL_SUFFIXES) or ("." not in name and ":" not in name \
-            and _literal_ip(name) is None):
-        return f"callback URL host {host!r} is not a public host"
     ip = _literal_ip(name)
+    dotless = "." not in name and ":" not in name and ip is None
+    if name == "localhost" or name.endswith(_LOCAL_SUFFIXES) or dotless:
+        return f"callback URL host {host!r} is not a public host"
     if ip is not None and not _is_public(ip):
         return f"callback URL host {host!r} is a private, loopback or reserved address"
     return None

@@ -1,0 +1,220 @@
+"""Inline waits: N concurrent ``Prefer: wait=55`` submits held open by one jobmock.
+
+Starts one ``jobmock serve croma --clock real [--speed S]`` and sends N POSTs at
+once (httpx.AsyncClient, one connection each), every one asking to wait inline up
+to 55 s. Croma's jobs take 0.2-2 s queued plus 1-20 s running (clock seconds), so
+with ``--speed 1`` every answer is a 200 within about 22 s of its submit.
+
+Reports:
+- the server's peak RSS (``/proc/PID/status`` VmHWM) against its idle RSS measured
+  in the same run after a warm-up request (ratio, and KiB per held request);
+- for each job, the delay between its completion (``completed_at`` from
+  ``GET /_jobmock/jobs``, converted from clock to wall time) and the moment its
+  answer arrived at the client: p50/p90/p99/max. This delay includes the
+  ticker's lateness, rendering, the network stack and the client's own event loop
+  (one Python process parsing N answers), so it is an upper bound on the mock's
+  share.
+
+    python bench/inline_wait.py [--requests 10000] [--speed 1] [--wait 55]
+
+With ``--speed S`` the server's clock runs S times the wall clock: a job's clock
+times are mapped to wall times through one ``GET /_jobmock/clock`` sample, and the
+run is S times shorter; the 55 s wait is in clock seconds too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import (  # noqa: E402
+    HOST,
+    Server,
+    console_script,
+    free_port,
+    http_json,
+    mib,
+    percentile,
+    proc_status_kib,
+    raise_nofile,
+)
+
+API = "croma"
+CREDENTIAL = "sk_test_croma_org_a"
+SUBMIT_PATH = "/v1/lookups/policia-nacional"
+
+
+def parse_iso(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+class RssSampler(threading.Thread):
+    """Samples VmRSS of one process every ``interval`` seconds until stopped."""
+
+    def __init__(self, pid: int, interval: float = 0.25) -> None:
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.interval = interval
+        self.samples: list[tuple[float, int]] = []
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            try:
+                self.samples.append((time.time(), proc_status_kib(self.pid)))
+            except (OSError, RuntimeError):
+                return
+            self._stop_event.wait(self.interval)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(timeout=5)
+
+
+def clock_offset(base: str, speed: float) -> tuple[float, float]:
+    """(wall time, clock time) of one control-plane sample, the one with the least RTT."""
+    best: tuple[float, float, float] | None = None
+    for _ in range(7):
+        t0 = time.time()
+        _, _, body = http_json("GET", base + "/_jobmock/clock")
+        t1 = time.time()
+        if best is None or t1 - t0 < best[0]:
+            best = (t1 - t0, (t0 + t1) / 2, float(body["epoch"]))
+    assert best is not None
+    if abs(best[2] - best[1]) > 5 and speed == 1:
+        print(f"WARNING: the server clock is {best[2] - best[1]:+.3f} s off the wall clock")
+    return best[1], best[2]
+
+
+async def submit_all(base: str, n: int, wait: int, timeout: float,
+                     ) -> tuple[list[dict[str, Any]], float, float]:
+    """Send n submits at once; each answer's status, job id and arrival time."""
+    headers = {"Authorization": f"Bearer {CREDENTIAL}", "Prefer": f"wait={wait}"}
+    limits = httpx.Limits(max_connections=n + 16, max_keepalive_connections=n + 16)
+    http_timeout = httpx.Timeout(timeout, connect=min(timeout, 120.0))
+    out: list[dict[str, Any]] = []
+
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=http_timeout) as client:
+
+        async def one(i: int) -> None:
+            body = {"document_type": "CC", "document_number": f"{1000000000 + i}"}
+            try:
+                r = await client.post(SUBMIT_PATH, json=body, headers=headers)
+                arrived = time.time()
+                out.append({"status": r.status_code, "job_id": r.headers.get("x-job-id"),
+                            "arrived": arrived})
+            except httpx.HTTPError as exc:
+                out.append({"status": None, "error": type(exc).__name__,
+                            "arrived": time.time()})
+
+        started = time.time()
+        tasks = [asyncio.ensure_future(one(i)) for i in range(n)]
+        try:
+            await asyncio.wait_for(asyncio.gather(*tasks), timeout + 60)
+        except TimeoutError:
+            print("WARNING: the run hit its time limit; unfinished requests were cancelled")
+        return out, started, time.time()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", "-n", type=int, default=10_000)
+    parser.add_argument("--wait", type=int, default=55, help="Prefer: wait=N (clock seconds)")
+    parser.add_argument("--speed", type=float, default=1.0, help="jobmock serve --speed")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    if not 1 <= args.requests <= 15_000:
+        parser.error("--requests must be in 1..15000 (sockets on both ends)")
+    if args.speed <= 0:
+        parser.error("--speed must be positive")
+    nofile = raise_nofile(2 * args.requests + 1024)
+    if nofile < args.requests + 256:
+        raise SystemExit(f"open-files limit {nofile} is too low for {args.requests} sockets")
+
+    port = free_port()
+    base = f"http://{HOST}:{port}"
+    argv = [console_script("jobmock"), "serve", API, "--clock", "real", "--speed",
+            str(args.speed), "--seed", str(args.seed), "--host", HOST, "--port", str(port)]
+    with Server(argv, base + "/_jobmock/health", "inline-wait") as srv:
+        # Warm up the submit path (lazy imports, first-call caches), then read idle RSS.
+        warm = http_json("POST", base + SUBMIT_PATH,
+                         {"document_type": "CC", "document_number": "1020304050"},
+                         {"Authorization": f"Bearer {CREDENTIAL}", "Prefer": "wait=0"})
+        if warm[0] != 202:
+            raise SystemExit(f"warm-up submit answered {warm[0]}: {warm[2]}")
+        time.sleep(0.5)
+        idle_kib = proc_status_kib(srv.pid)
+        sampler = RssSampler(srv.pid)
+        sampler.start()
+        wall_timeout = args.wait / args.speed + 60
+        try:
+            answers, started, ended = asyncio.run(
+                submit_all(base, args.requests, args.wait, wall_timeout))
+        finally:
+            sampler.stop()
+        peak_kib = proc_status_kib(srv.pid, "VmHWM")
+        after_kib = proc_status_kib(srv.pid)
+        wall0, clock0 = clock_offset(base, args.speed)
+        _, _, listing = http_json("GET", base + "/_jobmock/jobs", timeout=120)
+
+    jobs = {j["id"]: j for j in listing["jobs"]}
+
+    def to_wall(clock_time: float) -> float:
+        if args.speed == 1.0:
+            return clock_time  # RealClock is time.time() itself, in the same machine
+        return wall0 + (clock_time - clock0) / args.speed
+
+    statuses: dict[str, int] = {}
+    delays: list[float] = []
+    created: list[float] = []
+    for a in answers:
+        key = str(a["status"]) if a["status"] is not None else a["error"]
+        statuses[key] = statuses.get(key, 0) + 1
+        job = jobs.get(a.get("job_id") or "")
+        if job is None:
+            continue
+        created.append(to_wall(parse_iso(job["created_at"])))
+        if a["status"] == 200 and job["completed_at"]:
+            delays.append(a["arrived"] - to_wall(parse_iso(job["completed_at"])))
+
+    n = args.requests
+    print(f"jobmock serve {API} --clock real --speed {args.speed:g}; {n} concurrent POST "
+          f"{SUBMIT_PATH} with Prefer: wait={args.wait}; open-files limit {nofile}")
+    print(f"answers: {dict(sorted(statuses.items()))} in {ended - started:.1f} s wall")
+    if created:
+        print(f"server accepted the submits over {max(created) - min(created):.1f} s "
+              f"({len(created) / max(max(created) - min(created), 1e-9):.0f} submits/s)")
+    if delays:
+        ms = [d * 1000 for d in delays]
+        print(f"completion -> answer at client, {len(ms)} jobs: p50 {percentile(ms, 50):.1f} ms, "
+              f"p90 {percentile(ms, 90):.1f} ms, p99 {percentile(ms, 99):.1f} ms, "
+              f"max {max(ms):.1f} ms")
+    print(f"server RSS: idle {mib(idle_kib)} (baseline), peak {mib(peak_kib)} "
+          f"(ratio {peak_kib / idle_kib:.2f}), after the run {mib(after_kib)}; "
+          f"{(peak_kib - idle_kib) / n:.1f} KiB per held request")
+    if args.json:
+        args.json.write_text(json.dumps({
+            "requests": n, "speed": args.speed, "statuses": statuses,
+            "wall_s": ended - started, "idle_kib": idle_kib, "peak_kib": peak_kib,
+            "after_kib": after_kib, "delays_ms": {
+                q: percentile([d * 1000 for d in delays], q) for q in (50, 90, 99, 100)},
+            "rss_samples": sampler.samples,
+        }, indent=2))
+    ok = statuses.get("200", 0) == n
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""Webhook senders: the adapters that do the I/O for a :class:`~jobmock.webhooks.DeliveryBook`.
+
+- :class:`AsyncSender` (the server's): each attempt is its own asyncio task behind a
+  semaphore, so a slow or dead receiver never delays another delivery or a request.
+- :class:`SyncSender` (in-process use): sends each attempt at once with an
+  ``httpx.Client``, so a virtual-clock test sees every attempt as it advances the clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import httpx
+
+from .webhooks import Attempt, Delivery, DeliveryBook
+
+__all__ = ["AsyncSender", "SyncSender"]
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, httpx.TimeoutException):
+        return f"timeout: {type(exc).__name__}"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+class SyncSender:
+    """Sends each attempt immediately, blocking, with an ``httpx.Client``."""
+
+    def __init__(self, book: DeliveryBook, client: httpx.Client | None = None,
+                 timeout: float | None = None) -> None:
+        self.book = book
+        self.timeout = timeout if timeout is not None else book.timeout
+        self.client = client or httpx.Client(timeout=self.timeout, follow_redirects=False)
+        book.set_sender(self)
+
+    def __call__(self, delivery: Delivery, attempt: Attempt) -> None:
+        try:
+            response = self.client.post(delivery.url, content=delivery.body,
+                                        headers=attempt.headers, timeout=self.timeout)
+        except httpx.HTTPError as exc:
+            self.book.report(delivery, attempt, error=_describe(exc))
+        else:
+            self.book.report(delivery, attempt, status=response.status_code)
+
+    def close(self) -> None:
+        self.book.set_sender(None)
+        self.client.close()
+
+
+class AsyncSender:
+    """Sends attempts concurrently from the running event loop."""
+
+    def __init__(self, book: DeliveryBook, *, timeout: float | None = None,
+                 concurrency: int = 256) -> None:
+        self.book = book
+        self.timeout = timeout if timeout is not None else book.timeout
+        self._client: httpx.AsyncClient | None = None
+        self._limit = asyncio.Semaphore(concurrency)
+        self._tasks: set[asyncio.Task[None]] = set()
+        book.set_sender(self)
+
+    def __call__(self, delivery: Delivery, attempt: Attempt) -> None:
+        task = asyncio.get_running_loop().create_task(self._send(delivery, attempt))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send(self, delivery: Delivery, attempt: Attempt) -> None:
+        async with self._limit:
+            if self._client is None:
+                self._client = httpx.AsyncClient(follow_redirects=False)
+            try:
+                response = await self._client.post(delivery.url, content=delivery.body,
+                                                   headers=attempt.headers, timeout=self.timeout)
+            except httpx.HTTPError as exc:
+                self.book.report(delivery, attempt, error=_describe(exc))
+            except Exception as exc:  # a bad URL must not kill the sender
+                self.book.report(delivery, attempt, error=_describe(exc))
+            else:
+                self.book.report(delivery, attempt, status=response.status_code)
+
+    async def drain(self) -> None:
+        """Wait until every attempt in flight has its answer."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def aclose(self) -> None:
+        self.book.set_sender(None)
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._client is not None:
+            await self._client.aclose()
