@@ -14,6 +14,7 @@ client (the mock's async sender, a real server under test, curl).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -98,7 +99,7 @@ class WebhookReceiver:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}{self.path}"
+        return f"http://{host!s}:{port}{self.path}"
 
     def start(self) -> WebhookReceiver:
         if self._thread is None:
@@ -168,10 +169,8 @@ class WebhookReceiver:
         if fault is not None and fault.drop:
             item.answered = "dropped"
             handler.close_connection = True
-            try:
+            with contextlib.suppress(OSError):
                 handler.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             self._notify()
             return
         if fault is not None and fault.delay:
