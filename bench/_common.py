@@ -6,6 +6,7 @@ Every server is bound to 127.0.0.1 and every wait here is bounded in time.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import resource
@@ -223,12 +224,18 @@ class WrkResult:
 
 
 def run_wrk(url: str, headers: dict[str, str], threads: int, connections: int,
-            duration: float) -> WrkResult:
-    """Run wrk once (bounded by ``duration`` plus a margin) and parse its summary."""
+            duration: float, script: Path | None = None) -> WrkResult:
+    """Run wrk once (bounded by ``duration`` plus a margin) and parse its summary.
+
+    wrk takes whole seconds: ``duration`` is rounded up to at least 1.
+    """
     wrk = shutil.which("wrk")
     if wrk is None:
         raise SystemExit("wrk not found: apt-get update && apt-get install -y wrk")
-    argv = [wrk, f"-t{threads}", f"-c{connections}", f"-d{duration:g}s", "--latency"]
+    duration = max(1, math.ceil(duration))
+    argv = [wrk, f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency"]
+    if script is not None:
+        argv += ["-s", str(script)]
     for k, v in headers.items():
         argv += ["-H", f"{k}: {v}"]
     argv.append(url)

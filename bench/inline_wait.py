@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import ssl
 import sys
 import threading
 import time
@@ -36,9 +38,17 @@ from typing import Any
 
 import httpx
 
+try:
+    import sniffio  # noqa: F401
+except ImportError:
+    # httpcore tries `import sniffio` on every lock and connection; without it each try
+    # searches sys.path again, which dominates the client's connect phase. A None entry
+    # makes the import fail at once (httpcore then assumes asyncio, as it would anyway).
+    sys.modules["sniffio"] = None  # type: ignore[assignment]
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (  # noqa: E402
+from _common import (
     HOST,
     Server,
     console_script,
@@ -97,20 +107,34 @@ def clock_offset(base: str, speed: float) -> tuple[float, float]:
     return best[1], best[2]
 
 
-async def submit_all(base: str, n: int, wait: int, timeout: float,
+async def submit_all(base: str, n: int, wait: int, timeout: float, per_client: int,
                      ) -> tuple[list[dict[str, Any]], float, float]:
-    """Send n submits at once; each answer's status, job id and arrival time."""
+    """Send n submits at once; each answer's status, job id and arrival time.
+
+    The requests are spread over ``ceil(n / per_client)`` AsyncClients (one pool
+    each): httpcore's pool re-scans its connections for every queued request on
+    every event (encode/httpx#3215), so one pool of 10,000 connections would make
+    the client, not the server, the bottleneck.
+    """
     headers = {"Authorization": f"Bearer {CREDENTIAL}", "Prefer": f"wait={wait}"}
-    limits = httpx.Limits(max_connections=n + 16, max_keepalive_connections=n + 16)
+    limits = httpx.Limits(max_connections=per_client, max_keepalive_connections=per_client)
     http_timeout = httpx.Timeout(timeout, connect=min(timeout, 120.0))
+    ssl_context = ssl.create_default_context()  # one, shared: plain http never uses it
     out: list[dict[str, Any]] = []
 
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=http_timeout) as client:
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [
+            await stack.enter_async_context(httpx.AsyncClient(
+                base_url=base, timeout=http_timeout,
+                transport=httpx.AsyncHTTPTransport(verify=ssl_context, limits=limits)))
+            for _ in range(-(-n // per_client))
+        ]
 
         async def one(i: int) -> None:
             body = {"document_type": "CC", "document_number": f"{1000000000 + i}"}
             try:
-                r = await client.post(SUBMIT_PATH, json=body, headers=headers)
+                r = await clients[i // per_client].post(SUBMIT_PATH, json=body,
+                                                        headers=headers)
                 arrived = time.time()
                 out.append({"status": r.status_code, "job_id": r.headers.get("x-job-id"),
                             "arrived": arrived})
@@ -133,12 +157,14 @@ def main() -> None:
     parser.add_argument("--wait", type=int, default=55, help="Prefer: wait=N (clock seconds)")
     parser.add_argument("--speed", type=float, default=1.0, help="jobmock serve --speed")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--per-client", type=int, default=50,
+                        help="connections per httpx.AsyncClient (the requests are sharded)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     if not 1 <= args.requests <= 15_000:
         parser.error("--requests must be in 1..15000 (sockets on both ends)")
-    if args.speed <= 0:
-        parser.error("--speed must be positive")
+    if args.speed <= 0 or args.per_client < 1:
+        parser.error("--speed must be positive and --per-client at least 1")
     nofile = raise_nofile(2 * args.requests + 1024)
     if nofile < args.requests + 256:
         raise SystemExit(f"open-files limit {nofile} is too low for {args.requests} sockets")
@@ -146,7 +172,8 @@ def main() -> None:
     port = free_port()
     base = f"http://{HOST}:{port}"
     argv = [console_script("jobmock"), "serve", API, "--clock", "real", "--speed",
-            str(args.speed), "--seed", str(args.seed), "--host", HOST, "--port", str(port)]
+            str(args.speed), "--seed", str(args.seed), "--host", HOST, "--port", str(port),
+            "--journal-size", str(args.requests + 100)]
     with Server(argv, base + "/_jobmock/health", "inline-wait") as srv:
         # Warm up the submit path (lazy imports, first-call caches), then read idle RSS.
         warm = http_json("POST", base + SUBMIT_PATH,
@@ -161,15 +188,20 @@ def main() -> None:
         wall_timeout = args.wait / args.speed + 60
         try:
             answers, started, ended = asyncio.run(
-                submit_all(base, args.requests, args.wait, wall_timeout))
+                submit_all(base, args.requests, args.wait, wall_timeout,
+                           args.per_client))
         finally:
             sampler.stop()
         peak_kib = proc_status_kib(srv.pid, "VmHWM")
         after_kib = proc_status_kib(srv.pid)
         wall0, clock0 = clock_offset(base, args.speed)
         _, _, listing = http_json("GET", base + "/_jobmock/jobs", timeout=120)
+        _, _, journal = http_json("GET", base + "/_jobmock/requests", timeout=120)
 
     jobs = {j["id"]: j for j in listing["jobs"]}
+    # When the server rendered each answer (the journal records a held submit at finish).
+    rendered = {e["job_id"]: e["at"] for e in journal["requests"]
+                if e["job_id"] and e["method"] == "POST"}
 
     def to_wall(clock_time: float) -> float:
         if args.speed == 1.0:
@@ -178,7 +210,9 @@ def main() -> None:
 
     statuses: dict[str, int] = {}
     delays: list[float] = []
+    server_part: list[float] = []
     created: list[float] = []
+    completed: list[float] = []
     for a in answers:
         key = str(a["status"]) if a["status"] is not None else a["error"]
         statuses[key] = statuses.get(key, 0) + 1
@@ -187,12 +221,20 @@ def main() -> None:
             continue
         created.append(to_wall(parse_iso(job["created_at"])))
         if a["status"] == 200 and job["completed_at"]:
-            delays.append(a["arrived"] - to_wall(parse_iso(job["completed_at"])))
+            completed.append(to_wall(parse_iso(job["completed_at"])))
+            delays.append(a["arrived"] - completed[-1])
+            if a["job_id"] in rendered:
+                server_part.append(to_wall(rendered[a["job_id"]]) - completed[-1])
 
     n = args.requests
     print(f"jobmock serve {API} --clock real --speed {args.speed:g}; {n} concurrent POST "
           f"{SUBMIT_PATH} with Prefer: wait={args.wait}; open-files limit {nofile}")
     print(f"answers: {dict(sorted(statuses.items()))} in {ended - started:.1f} s wall")
+    if created and completed:
+        print(f"timeline (s after the first request was started): first submit accepted "
+              f"{min(created) - started:.1f}, last accepted {max(created) - started:.1f}, "
+              f"last job completed {max(completed) - started:.1f}, last answer "
+              f"{max(a['arrived'] for a in answers) - started:.1f}")
     if created:
         print(f"server accepted the submits over {max(created) - min(created):.1f} s "
               f"({len(created) / max(max(created) - min(created), 1e-9):.0f} submits/s)")
@@ -201,6 +243,11 @@ def main() -> None:
         print(f"completion -> answer at client, {len(ms)} jobs: p50 {percentile(ms, 50):.1f} ms, "
               f"p90 {percentile(ms, 90):.1f} ms, p99 {percentile(ms, 99):.1f} ms, "
               f"max {max(ms):.1f} ms")
+    if server_part:
+        ms = [d * 1000 for d in server_part]
+        print(f"  of which in the server (completion -> answer rendered, from the journal): "
+              f"p50 {percentile(ms, 50):.1f} ms, p90 {percentile(ms, 90):.1f} ms, "
+              f"p99 {percentile(ms, 99):.1f} ms, max {max(ms):.1f} ms")
     print(f"server RSS: idle {mib(idle_kib)} (baseline), peak {mib(peak_kib)} "
           f"(ratio {peak_kib / idle_kib:.2f}), after the run {mib(after_kib)}; "
           f"{(peak_kib - idle_kib) / n:.1f} KiB per held request")
@@ -210,6 +257,8 @@ def main() -> None:
             "wall_s": ended - started, "idle_kib": idle_kib, "peak_kib": peak_kib,
             "after_kib": after_kib, "delays_ms": {
                 q: percentile([d * 1000 for d in delays], q) for q in (50, 90, 99, 100)},
+            "server_delays_ms": {
+                q: percentile([d * 1000 for d in server_part], q) for q in (50, 90, 99, 100)},
             "rss_samples": sampler.samples,
         }, indent=2))
     ok = statuses.get("200", 0) == n

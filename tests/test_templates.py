@@ -249,7 +249,7 @@ def test_every_documented_root_is_accepted(root: str) -> None:
 
 
 def test_a_spec_with_an_unknown_root_fails_at_load() -> None:
-    doc = copy.deepcopy(resolve_spec("cloro").document)
+    doc = copy.deepcopy(dict(resolve_spec("cloro").document))
     doc["paths"]["/v1/task"]["post"]["x-jobmock"]["result"]["text"] = "{jobb.request}"
     with pytest.raises(SpecError) as info:
         build_spec(doc, "broken.yaml")

@@ -101,7 +101,6 @@ def test_rule_any_accepts_local_http() -> None:
 def test_rule_https_only_checks_the_scheme() -> None:
     assert check_callback_url("https://localhost/x", "https") is None
     assert check_callback_url("http://hooks.example.com/x", "https") is not None
-    assert check_callback_url("http://localhost/x", "https", allow_private=True) is not None
 
 
 def test_croma_spec_states_the_public_https_rule() -> None:

@@ -366,7 +366,7 @@ class Engine:
         if gate_key is not None:
             self._gates.setdefault(gate_key, []).append(job.id)
         self._emit(Event("created", job, now, None, job.status))
-        if lim.concurrency_max is not None:
+        if lim.concurrency_max is not None and job.advance.mode == "time":
             self._waiting.setdefault(tenant, deque()).append(job.id)
         if job.advance.mode == "time":
             kind = _READY if lim.concurrency_max is not None else _START
@@ -604,6 +604,9 @@ class Engine:
             if not reachable:
                 raise ValueError(f"{job.status!r} cannot reach {word!r} by this API's transitions")
             if when == "scheduled":
+                if lc.running is not None and not lc.can_move(lc.running, word):
+                    raise ValueError(f"a scheduled outcome is reached from {lc.running!r}, "
+                                     f"which cannot move to {word!r}")
                 job.outcome = word
                 return job
             self._dequeue(job)
@@ -611,6 +614,10 @@ class Engine:
         elif role == "running":
             if self.role(job) != "queued":
                 raise ValueError(f"job {job_id} is {job.status}, not queued")
+            limit = self.spec.limits.concurrency_max
+            if limit is not None and self._running.get(job.tenant, 0) >= limit:
+                raise ValueError(f"tenant {job.tenant!r} already runs {limit} jobs "
+                                 f"(limits.concurrency.max)")
             self._dequeue(job)
             self._start(job, now)
         else:

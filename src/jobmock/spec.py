@@ -335,7 +335,8 @@ def _check_openapi(doc: dict[str, Any], file: str) -> None:
         validate(doc)
     except OpenAPIValidationError as exc:
         where = _pointer(getattr(exc, "absolute_path", None) or getattr(exc, "path", ()) or ())
-        raise SpecError(file, where, f"a valid OpenAPI 3.1 document: {exc.message}") from exc
+        detail = str(exc.message).split("\n\n", 1)[0]
+        raise SpecError(file, where, f"a valid OpenAPI 3.1 document: {detail}") from exc
 
 
 def _check_schema(value: Any, schema: dict[str, Any], file: str, base: str) -> None:
@@ -470,7 +471,8 @@ class _Builder:
 
     def response(self, r: dict[str, Any], renders: Mapping[str, Renderer], where: str) -> ResponseDef:
         if r["render"] not in renders:
-            raise self.fail(where + "/render", f"a key of x-jobmock/render {sorted(renders)}")
+            raise self.fail(where + "/render",
+                            f"a key of x-jobmock/render {sorted(renders)}, got {r['render']!r}")
         return ResponseDef(
             int(r["status"]), r["render"], renders[r["render"]],
             {h: render_string(v, self.file, f"{where}/headers/{h}")
@@ -586,10 +588,10 @@ class _Builder:
                     resp_src = x.get("responses") or submit_defaults.get("responses")
                     if not resp_src:
                         raise self.fail(xw + "/responses", "responses (here or under x-jobmock/submit)")
+                    rw = f"{xw}/responses" if x.get("responses") else "/x-jobmock/submit/responses"
                     for key in resp_src:
                         if key not in ("pending", "terminal") and key not in lc.states and key not in ROLES:
-                            raise self.fail(f"{xw}/responses/{key}",
-                                            "pending, terminal, a status word or a role")
+                            raise self.fail(f"{rw}/{key}", "pending, terminal, a status word or a role")
                     kw = dict(
                         job_type=render_string(x.get("job_type", o.get("operationId", "job")),
                                                self.file, xw + "/job_type"),
@@ -597,7 +599,7 @@ class _Builder:
                         credits=x.get("credits"),
                         items_pointer=x.get("items_from"),
                         wait=self.wait(x.get("wait") or submit_defaults.get("wait")),
-                        responses={k: self.response(v, renders, f"{xw}/responses/{k}")
+                        responses={k: self.response(v, renders, f"{rw}/{k}")
                                    for k, v in resp_src.items()},
                         job_id_from=tuple(x.get("job_id_from")
                                           or submit_defaults.get("job_id_from") or ()),

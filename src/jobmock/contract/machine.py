@@ -1,0 +1,528 @@
+"""One generic Hypothesis state machine, built from a spec, that judges a server over HTTP.
+
+:func:`build_machine` returns a ``RuleBasedStateMachine`` subclass for one spec and one
+:class:`SuiteContext` factory. Its rules submit jobs (each mode the spec offers: inline
+wait, poll, query switches, callback), poll them, probe auth, unknown ids, invalid bodies,
+the gate and idempotency, and let time pass; every answer goes through the registered
+checks (:mod:`jobmock.contract.checks`). Jobs live in a ``Bundle``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from hypothesis import strategies as st
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, multiple, precondition, rule
+
+from ..spec import ApiSpec, Operation
+from ..templates import render_string
+from .checks import Observation, run_checks
+from .client import ContractClient, Exchange, Tenant
+from .specview import SpecView, pointer_get
+
+__all__ = ["JobRecord", "SuiteContext", "TimeKeeper", "build_machine"]
+
+
+@dataclass(slots=True)
+class JobRecord:
+    """What the suite knows of one job it submitted."""
+
+    id: str
+    op: Operation
+    tenant: Tenant
+    params: dict[str, Any]
+    body: Any
+    job_type: str
+    callback: bool = False
+    idempotency_key: str | None = None
+    statuses: list[str] = field(default_factory=list)
+    terminal: Any = None
+    last_body: Any = None
+    result_text: str | None = None
+    seen: dict[str, Any] = field(default_factory=dict)
+
+
+class TimeKeeper:
+    """Lets time pass: the jobmock control plane's virtual clock, or real sleeps in a budget."""
+
+    def __init__(self, client: ContractClient, *, budget: float = 300.0) -> None:
+        self.client = client
+        self.started = time.monotonic()
+        self.budget = budget
+        self.virtual = False
+        try:
+            ex = client.send("GET", "/_jobmock/clock", note="is there a jobmock virtual clock?")
+            data = ex.json() if ex.status == 200 else None
+            self.virtual = isinstance(data, dict) and data.get("kind") == "virtual"
+        except Exception:  # any answer but a jobmock clock means real time
+            self.virtual = False
+
+    @property
+    def left(self) -> float:
+        return self.budget - (time.monotonic() - self.started)
+
+    def advance(self, seconds: float) -> None:
+        if self.virtual:
+            self.client.send("POST", "/_jobmock/clock/advance", body={"seconds": seconds},
+                             note="move the virtual clock")
+        else:
+            time.sleep(max(0.0, min(seconds, self.left)))
+
+    def hold(self, send: Callable[[], Exchange], wait: float) -> Exchange:
+        """Send a request the server may hold for ``wait`` seconds, moving a virtual clock meanwhile."""
+        if not self.virtual:
+            return send()
+        box: dict[str, Any] = {}
+
+        def worker() -> None:
+            try:
+                box["ex"] = send()
+            except BaseException as exc:  # re-raised in the caller's thread
+                box["err"] = exc
+
+        thread = threading.Thread(target=worker, daemon=True)
+        thread.start()
+        moved = 0.0
+        step = max(1.0, wait / 8)
+        thread.join(0.005)
+        # The request may reach the server after some of these advances, so keep moving the
+        # clock (bounded) until the answer comes back.
+        while thread.is_alive() and moved <= 3 * wait + 60:
+            self.advance(step)
+            moved += step
+            thread.join(0.01 if moved <= wait + step else 0.05)
+        thread.join(30)
+        if "err" in box:
+            raise box["err"]
+        if "ex" not in box:
+            raise TimeoutError("a held request did not come back after its wait")
+        ex: Exchange = box["ex"]
+        return ex
+
+
+@dataclass(slots=True)
+class Mode:
+    label: str
+    headers: dict[str, str]
+    query: dict[str, str]
+    wait: float
+    prefer_wait: int | None = None
+
+
+class SuiteContext:
+    """Everything one run of the suite shares: spec, client, tenants, time, receiver."""
+
+    def __init__(self, spec: ApiSpec, client: ContractClient, tenants: list[Tenant], *,
+                 timekeeper: TimeKeeper, receiver: Any = None, receiver_url: str | None = None,
+                 webhook_secret: str | None = None) -> None:
+        self.spec = spec
+        self.view = SpecView(spec)
+        self.client = client
+        self.tenants = tenants
+        self.time = timekeeper
+        self.receiver = receiver
+        self.receiver_url = receiver_url
+        self.webhook_secret = webhook_secret
+        self.jobs_by_id: dict[str, JobRecord] = {}
+        self.unfinished: list[str] = []
+        self._terminal_pointers = [spec.lifecycle.status_pointer,
+                                   *self.view.status_pointers("job.result"),
+                                   *self.view.status_pointers("job.error")]
+
+    def terminal_snapshot(self, body: Any) -> dict[str, Any]:
+        """The parts of a status body that must never change once the job has ended."""
+        return {p: pointer_get(body, p)[1] for p in self._terminal_pointers}
+
+    # -- modes ----------------------------------------------------------------------------
+
+    def modes(self, op: Operation) -> list[Mode]:
+        w = op.wait
+        virtual = self.time.virtual
+        out = []
+        if w.prefer_header:
+            out.append(Mode("poll", {"Prefer": "wait=0"}, {}, 0.0, 0))
+            for n in ((1, 5, 120) if virtual else (1, 2)):
+                out.append(Mode(f"inline wait={n}", {"Prefer": f"wait={n}"}, {},
+                                min(float(n), w.max), n))
+            out.append(Mode("unknown preference", {"Prefer": "handling=lenient, wait=0"}, {}, 0.0, 0))
+            if virtual:
+                out.append(Mode("default wait", {}, {}, w.default))
+        for param, value, wait in w.query:
+            if virtual or wait <= 2:
+                out.append(Mode(f"?{param}={value}", {}, {param: value}, min(wait, w.max or wait)))
+        if not w.prefer_header and (virtual or w.default <= 2):
+            out.append(Mode("default", {}, {}, w.default))
+        return out or [Mode("default", {}, {}, w.default)]
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def job_id_of(self, op: Operation, ex: Exchange) -> str | None:
+        for source in op.job_id_from:
+            kind, _, where = source.partition(":")
+            if kind == "header":
+                value = ex.header(where)
+            else:
+                found, value = pointer_get(ex.json(), where)
+                value = value if found else None
+            if isinstance(value, str) and value:
+                return value
+        return None
+
+    def job_type(self, op: Operation, params: dict[str, Any], body: Any) -> str:
+        if op.job_type is None:
+            return op.operation_id
+        ctx = {"request": {"params": params, "body": body, "query": {}}}
+        return str(op.job_type(ctx))
+
+    def status_params(self, job: JobRecord) -> dict[str, Any]:
+        op = self.spec.status_operation
+        params: dict[str, Any] = {op.job_id_param or "id": job.id}
+        ctx = {"job": {"id": job.id, "params": job.params, "type": job.job_type,
+                       "request": job.body}}
+        for name, tpl in op.match.items():
+            value = tpl(ctx)
+            if value not in (None, ""):
+                params[name] = value
+        for p in op.parameters:
+            if p.location == "path" and p.name not in params:
+                enum = (self.view.resolve(p.schema) or {}).get("enum")
+                params[p.name] = enum[0] if enum else "contract"
+        return params
+
+    def poll(self, job: JobRecord, tenant: Tenant | None = None, note: str = "poll") -> Exchange:
+        return self.client.call(self.spec.status_operation, tenant=tenant or job.tenant,
+                                params=self.status_params(job), note=note)
+
+    def observe_poll(self, job: JobRecord, ex: Exchange) -> str:
+        run_checks(self, Observation("poll", ex, job))
+        body = ex.json()
+        word = str(pointer_get(body, self.spec.lifecycle.status_pointer)[1])
+        job.statuses.append(word)
+        job.last_body = body
+        if self.view.is_terminal(word) and job.terminal is None:
+            job.terminal = self.terminal_snapshot(body)
+            for p in self.view.status_pointers("job.result"):
+                found, value = pointer_get(body, p)
+                if found and value not in (None, [], {}):
+                    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+                    job.result_text = text if len(text) > 12 else None
+        return word
+
+    def expected_webhook_headers(self, job: JobRecord) -> dict[str, str]:
+        hooks = self.spec.webhooks
+        out: dict[str, str] = {}
+        if hooks is None:
+            return out
+        raw = (self.view.ext.get("webhooks") or {}).get("headers") or {}
+        ctx = {"job": {"id": job.id, "type": job.job_type,
+                       "status": job.statuses[-1] if job.statuses else None}}
+        for name, tpl in raw.items():
+            if "{" in tpl and "job.id" not in tpl and "job.type" not in tpl:
+                continue
+            out[name] = str(render_string(tpl)(ctx))
+        return out
+
+
+def _set_pointer(doc: Any, pointer: str, value: Any) -> Any:
+    doc = json.loads(json.dumps(doc)) if doc is not None else {}
+    if not isinstance(doc, dict):
+        return doc
+    node = doc
+    parts = pointer.lstrip("/").split("/")
+    for part in parts[:-1]:
+        if not isinstance(node.get(part), dict):
+            node[part] = {}
+        node = node[part]
+    node[parts[-1]] = value
+    return doc
+
+
+def _del_pointer(doc: Any, pointer: str) -> Any:
+    if not isinstance(doc, dict):
+        return doc
+    node: Any = doc
+    parts = pointer.lstrip("/").split("/")
+    for part in parts[:-1]:
+        node = node.get(part) if isinstance(node, dict) else None
+        if node is None:
+            return doc
+    if isinstance(node, dict):
+        node.pop(parts[-1], None)
+        if not node and len(parts) > 1:
+            parent: Any = doc
+            for part in parts[:-2]:
+                parent = parent[part]
+            parent.pop(parts[-2], None)
+    return doc
+
+
+def _case_strategy(op: Operation, schema: Any) -> st.SearchStrategy[tuple[dict[str, Any], Any]]:
+    """Valid path parameters and bodies for ``op``, from schemathesis's generator."""
+    api_op = schema.find_operation_by_id(op.operation_id)
+
+    def unpack(case: Any) -> tuple[dict[str, Any], Any]:
+        params = {k: ("x" if v in (".", "..", "") else v)
+                  for k, v in (case.path_parameters or {}).items()}
+        body = case.body if op.body_schema is not None else None
+        if body is not None and type(body).__name__ == "NotSet":
+            body = None
+        return params, body
+
+    return api_op.as_strategy().map(unpack)
+
+
+def build_machine(spec: ApiSpec, make_context: Callable[[], SuiteContext]) -> type[RuleBasedStateMachine]:
+    """The state machine class for ``spec``; each run gets a fresh :class:`SuiteContext`."""
+    import schemathesis
+
+    st_schema = schemathesis.openapi.from_dict(json.loads(json.dumps(spec.document)))
+    submit_ops = list(spec.submit_operations)
+    cases = {op.operation_id: _case_strategy(op, st_schema) for op in submit_ops}
+    hooks = spec.webhooks
+    status_op = spec.status_operation
+
+    class JobContract(RuleBasedStateMachine):
+        jobs = Bundle("jobs")
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.ctx = make_context()
+            self.counter = 0
+
+        # -- submitting ---------------------------------------------------------------
+
+        def _submit(self, op: Operation, params: dict[str, Any], body: Any, mode: Any,
+                    tenant_index: int, callback: bool) -> JobRecord | None:
+            ctx = self.ctx
+            tenant = ctx.tenants[tenant_index]
+            if hooks is not None:
+                body = _del_pointer(body, hooks.url_pointer)
+                if callback and ctx.receiver_url:
+                    body = _set_pointer(body, hooks.url_pointer, ctx.receiver_url)
+            key = None
+            if spec.idempotency_pointer is not None and isinstance(body, dict):
+                self.counter += 1
+                key = f"contract-{uuid.uuid4().hex[:12]}-{self.counter}"
+                body = _set_pointer(body, spec.idempotency_pointer, key)
+            ex = ctx.time.hold(lambda: ctx.client.call(
+                op, tenant=tenant, params=params, query=mode.query, body=body,
+                headers=mode.headers, note=f"submit, {mode.label}"), mode.wait)
+            gate = spec.limits.gate
+            if gate is not None and ex.status == ctx.view.error_status(gate.error):
+                holders = [j for j in ctx.jobs_by_id.values()
+                           if j.op is op and j.params == params and j.tenant is tenant]
+                if holders:
+                    run_checks(ctx, Observation("gate", ex, holders[-1], {
+                        "holder": holders[-1].id, "holder_blocking": False}))
+                    return None
+            queue_error = spec.limits.queue_error
+            if queue_error is not None and ex.status == ctx.view.error_status(queue_error) \
+                    and ex.status not in ctx.view.submit_statuses[op.operation_id]:
+                run_checks(ctx, Observation("queue_full", ex, None, {"op": op}))
+                return None
+            job_id = ctx.job_id_of(op, ex) if ex.status < 300 else None
+            run_checks(ctx, Observation("submit", ex, None,
+                                        {"op": op, "job_id": job_id, "new": True}))
+            assert job_id is not None
+            job = JobRecord(job_id, op, tenant, params, body, ctx.job_type(op, params, body),
+                            callback=callback and ctx.receiver_url is not None,
+                            idempotency_key=key)
+            ctx.jobs_by_id[job_id] = job
+            if mode.wait > 0 or mode.prefer_wait is not None:
+                after = ctx.poll(job, note="poll right after the inline answer")
+                word = ctx.observe_poll(job, after)
+                held = mode.wait + 3.0 if not ctx.time.virtual else None
+                run_checks(ctx, Observation("inline", ex, job, {
+                    "op": op, "prefer_wait": mode.prefer_wait, "word_after": word,
+                    "held_limit": held}))
+            return job
+
+        @rule(target=jobs, data=st.data(), op=st.sampled_from(submit_ops),
+              tenant=st.integers(0, 1), callback=st.booleans())
+        def submit(self, data: st.DataObject, op: Operation, tenant: int, callback: bool) -> Any:
+            params, body = data.draw(cases[op.operation_id], label="request")
+            mode = data.draw(st.sampled_from(self.ctx.modes(op)), label="mode")
+            job = self._submit(op, params, body, mode, tenant, callback and hooks is not None)
+            return job if job is not None else multiple()
+
+        # -- polling ------------------------------------------------------------------------
+
+        @rule(job=jobs)
+        def poll(self, job: JobRecord) -> None:
+            self.ctx.observe_poll(job, self.ctx.poll(job))
+
+        @rule(seconds=st.sampled_from([0.5, 1, 2, 5, 15, 60]))
+        def let_time_pass(self, seconds: float) -> None:
+            self.ctx.time.advance(seconds if self.ctx.time.virtual else min(seconds, 2))
+
+        @rule(job=jobs)
+        def poll_as_other_tenant(self, job: JobRecord) -> None:
+            if not status_op.secured:
+                return
+            other = self.ctx.tenants[1 if job.tenant is self.ctx.tenants[0] else 0]
+            ex = self.ctx.poll(job, tenant=other, note="another tenant polls")
+            run_checks(self.ctx, Observation("foreign", ex, job))
+
+        @rule(data=st.data())
+        def poll_unknown(self, data: st.DataObject) -> None:
+            ctx = self.ctx
+            fake = JobRecord(f"contract-unknown-{uuid.uuid4().hex[:10]}", submit_ops[0],
+                             ctx.tenants[0], {}, None, "")
+            if ctx.jobs_by_id:
+                known = data.draw(st.sampled_from(sorted(ctx.jobs_by_id)), label="template job")
+                real = ctx.jobs_by_id[known]
+                fake.params, fake.job_type, fake.body = real.params, real.job_type, real.body
+            ex = ctx.poll(fake, note="poll an id that does not exist")
+            run_checks(ctx, Observation("unknown", ex, fake))
+
+        # -- probing -------------------------------------------------------------------------
+
+        @rule(data=st.data(), op=st.sampled_from([*submit_ops, status_op]), wrong=st.booleans())
+        def bad_credentials(self, data: st.DataObject, op: Operation, wrong: bool) -> None:
+            ctx = self.ctx
+            if not op.secured:
+                return
+            tenant = None
+            if wrong:
+                good = ctx.tenants[0].credential
+                tenant = Tenant("nobody", good + "-wrong" if ":" not in good else good + "x")
+            if op.role == "submit":
+                params, body = data.draw(cases[op.operation_id], label="request")
+                if hooks is not None:
+                    body = _del_pointer(body, hooks.url_pointer)
+                ex = ctx.client.call(op, tenant=tenant, params=params, body=body,
+                                     headers={"Prefer": "wait=0"} if op.wait.prefer_header else None,
+                                     query=ctx.modes(op)[0].query,
+                                     note="wrong credentials" if wrong else "no credentials")
+            else:
+                if ctx.jobs_by_id:
+                    job = ctx.jobs_by_id[data.draw(st.sampled_from(sorted(ctx.jobs_by_id)))]
+                else:
+                    job = JobRecord("contract-unknown", op, ctx.tenants[0], {}, None, "")
+                ex = ctx.client.call(op, tenant=tenant, params=ctx.status_params(job),
+                                     note="wrong credentials" if wrong else "no credentials")
+            run_checks(ctx, Observation("auth_invalid" if wrong else "auth_missing", ex))
+
+        @rule(op=st.sampled_from([o for o in submit_ops if o.body_schema is not None] or submit_ops),
+              raw=st.sampled_from([b"[1, 2, 3]", b"{not json", b'"a string"']))
+        def invalid_body(self, op: Operation, raw: bytes) -> None:
+            if op.body_schema is None:
+                return
+            ctx = self.ctx
+            ex = ctx.client.call(op, tenant=ctx.tenants[0], raw=raw, params=self._params_for(op),
+                                 headers={"Prefer": "wait=0"} if op.wait.prefer_header else None,
+                                 query=ctx.modes(op)[0].query, note="an invalid body")
+            run_checks(ctx, Observation("invalid", ex))
+
+        def _params_for(self, op: Operation) -> dict[str, Any]:
+            params = {}
+            for p in op.parameters:
+                if p.location == "path":
+                    enum = (self.ctx.view.resolve(p.schema) or {}).get("enum")
+                    params[p.name] = enum[0] if enum else "contract"
+            return params
+
+        # -- limits ----------------------------------------------------------------------------
+
+        @precondition(lambda self: spec.limits.gate is not None)
+        @rule(job=jobs)
+        def dispatch_while_in_flight(self, job: JobRecord) -> None:
+            ctx = self.ctx
+            gate = spec.limits.gate
+            assert gate is not None
+            last = job.statuses[-1] if job.statuses else spec.lifecycle.queued
+            blocking = ctx.view.role(last) in gate.blocks_submit_while
+            if not blocking:
+                return
+            ex = ctx.client.call(job.op, tenant=job.tenant, params=job.params, body=job.body,
+                                 note="dispatch again while a run is in flight")
+            run_checks(ctx, Observation("gate", ex, job, {
+                "holder": job.id, "holder_blocking": ctx.time.virtual}))
+            if ex.status < 300:
+                new_id = ctx.job_id_of(job.op, ex)
+                if new_id:
+                    ctx.jobs_by_id[new_id] = JobRecord(new_id, job.op, job.tenant, job.params,
+                                                       job.body, job.job_type)
+
+        @precondition(lambda self: spec.idempotency_pointer is not None)
+        @rule(job=jobs)
+        def resubmit_same_key(self, job: JobRecord) -> None:
+            if job.idempotency_key is None:
+                return
+            ctx = self.ctx
+            ex = ctx.client.call(job.op, tenant=job.tenant, params=job.params, body=job.body,
+                                 headers={"Prefer": "wait=0"} if job.op.wait.prefer_header else None,
+                                 query=ctx.modes(job.op)[0].query,
+                                 note="resubmit with the same idempotency key")
+            run_checks(ctx, Observation("idempotent", ex, job, {
+                "first_id": job.id, "job_id": ctx.job_id_of(job.op, ex), "key": job.idempotency_key}))
+
+        # -- the end ----------------------------------------------------------------------------
+
+        def teardown(self) -> None:
+            ctx = self.ctx
+            try:
+                self._settle()
+            finally:
+                ctx.client.exchanges.clear()
+
+        def _settle(self) -> None:
+            ctx = self.ctx
+            open_jobs = [j for j in ctx.jobs_by_id.values()
+                         if not (j.statuses and ctx.view.is_terminal(j.statuses[-1]))]
+            rounds = 0
+            while open_jobs and rounds < 40 and (ctx.time.virtual or ctx.time.left > 0):
+                ctx.time.advance(3600 if ctx.time.virtual else 2)
+                for job in list(open_jobs):
+                    word = ctx.observe_poll(job, ctx.poll(job, note="settle"))
+                    if ctx.view.is_terminal(word):
+                        open_jobs.remove(job)
+                rounds += 1
+            ctx.unfinished.extend(j.id for j in open_jobs)
+            for job in ctx.jobs_by_id.values():
+                if job.terminal is not None:
+                    ctx.observe_poll(job, ctx.poll(job, note="a finished job, again"))
+            self._check_webhooks()
+
+        def _check_webhooks(self) -> None:
+            ctx = self.ctx
+            if hooks is None or ctx.receiver is None:
+                return
+            wanted = [j for j in ctx.jobs_by_id.values() if j.callback and j.terminal is not None]
+            if not wanted:
+                return
+            deadline = time.monotonic() + 10
+            for job in wanted:
+                while True:
+                    got = [r for r in list(ctx.receiver.received) if job.id.encode() in r.body]
+                    final = [r for r in got if _is_final(ctx, r)]
+                    if final or time.monotonic() > deadline:
+                        break
+                    time.sleep(0.02)
+                run_checks(ctx, Observation("webhook", ctx.client.exchanges[-1] if ctx.client.exchanges
+                                            else _empty(), job, {
+                    "deliveries": [r for r in got if r.answered.startswith("2")] or got,
+                    "expected_headers": ctx.expected_webhook_headers(job),
+                    "final_body": job.last_body}))
+
+    JobContract.__name__ = f"{spec.name.title()}Contract"
+    return JobContract
+
+
+def _is_final(ctx: SuiteContext, received: Any) -> bool:
+    try:
+        body = received.json()
+    except ValueError:
+        return False
+    text = json.dumps(body)
+    return any(f'"{w}"' in text for w in ctx.spec.lifecycle.terminal_words)
+
+
+def _empty() -> Exchange:
+    return Exchange("GET", "", {}, None, 0, {}, b"", 0.0)

@@ -1,0 +1,431 @@
+"""cloro over HTTP: the mock's answers judged against openapi/cloro.yaml.
+
+Driven with starlette's TestClient; the virtual clock and forced outcomes go through the
+control plane, which also shows the queue (concurrency, FIFO). Expected statuses,
+headers, limits, costs and error bodies are read from the spec; every JSON body is
+validated against the schema the spec documents for it (formats checked).
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from typing import Any
+
+import httpx
+import jsonschema
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from starlette.testclient import TestClient
+
+from jobmock import Mock, VirtualClock, resolve_spec
+from jobmock.asgi import create_app
+from jobmock.spec import Operation, build_spec
+from jobmock.validation import schema_validator
+
+SPEC = resolve_spec("cloro")
+BASE = "http://mock.test"
+SUBMIT = SPEC.submit_operations[0]
+STATUS = SPEC.status_operation
+LC = SPEC.lifecycle
+VALIDATION = SPEC.errors["validation"]
+NOT_FOUND = SPEC.errors["not_found"]
+ACCEPTED = SUBMIT.responses["pending"].status
+LONGEST = SPEC.timing.queued[1] + SPEC.timing.running[1]
+CONCURRENCY = SPEC.limits.concurrency_max
+COST = SPEC.credits_cost
+TASK = {"taskType": "CHATGPT", "payload": {"prompt": "What is the weather in New York?",
+                                           "country": "US"}}
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+
+def creds(index: int) -> dict[str, str]:
+    return SPEC.auth.headers_for(SPEC.demo_tenants()[index][1])
+
+
+A, B = creds(0), creds(1)
+
+
+def _resolve(node: Any) -> Any:
+    while isinstance(node, dict) and "$ref" in node:
+        target: Any = SPEC.document
+        for part in node["$ref"][2:].split("/"):
+            target = target[part.replace("~1", "/").replace("~0", "~")]
+        node = target
+    return node
+
+
+def documented(op: Operation, status: int) -> jsonschema.Draft202012Validator:
+    responses = _resolve(SPEC.document["paths"][op.path])[op.method.lower()]["responses"]
+    assert str(status) in responses, f"{op.operation_id} documents no {status} answer"
+    schema = _resolve(responses[str(status)])["content"]["application/json"]["schema"]
+    return schema_validator(SPEC, schema).evolve(
+        format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+
+
+def check(op: Operation, response: httpx.Response) -> Any:
+    body = response.json()
+    errors = [f"/{'/'.join(map(str, e.absolute_path))}: {e.message}"
+              for e in documented(op, response.status_code).iter_errors(body)]
+    assert not errors, f"{op.operation_id} {response.status_code} body breaks its schema: {errors}"
+    return body
+
+
+def error_body(name: str, **ctx: Any) -> Any:
+    return SPEC.errors[name].body(ctx)
+
+
+def task_id_of(response: httpx.Response) -> str:
+    ids = []
+    for source in SUBMIT.job_id_from:
+        kind, _, where = source.partition(":")
+        if kind == "header":
+            ids.append(response.headers.get(where))
+        else:
+            value: Any = response.json()
+            for part in where.strip("/").split("/"):
+                value = value.get(part) if isinstance(value, dict) else None
+            ids.append(value)
+    assert ids and len(set(ids)) == 1 and isinstance(ids[0], str) and ids[0], ids
+    return str(ids[0])
+
+
+def assert_retry_after(response: httpx.Response, word: str) -> None:
+    value = response.headers.get("Retry-After")
+    if LC.states[word] in SPEC.retry_after_roles:
+        assert value is not None and re.fullmatch(r"[0-9]+", value), value
+        assert int(value) == SPEC.retry_after_seconds
+    else:
+        assert value is None, f"Retry-After {value!r} on a {word} task"
+
+
+def advance(client: TestClient, seconds: float) -> None:
+    assert client.post("/_jobmock/clock/advance", json={"seconds": seconds}).status_code == 200
+
+
+def force(client: TestClient, task_id: str, status: str, **extra: Any) -> None:
+    r = client.post(f"/_jobmock/jobs/{task_id}/outcome", json={"status": status, **extra})
+    assert r.status_code == 200, r.text
+
+
+def submit(client: TestClient, body: Any = None, headers: dict[str, str] = A) -> httpx.Response:
+    return client.post(SUBMIT.path, json=TASK if body is None else body, headers=headers)
+
+
+def status_url(task_id: str) -> str:
+    return STATUS.path.replace("{" + (STATUS.job_id_param or "id") + "}", task_id)
+
+
+def statuses(client: TestClient, tenant: str | None = None) -> dict[str, str]:
+    query = {"tenant": tenant} if tenant else {}
+    return {j["id"]: j["status"] for j in client.get("/_jobmock/jobs", params=query).json()["jobs"]}
+
+
+def poll(client: TestClient, task_id: str) -> dict[str, Any]:
+    r = client.get(status_url(task_id), headers=A)
+    assert r.status_code == 200, r.text
+    body = check(STATUS, r)
+    assert_retry_after(r, body["task"]["status"])
+    return body
+
+
+# -- submit, poll, credits ----------------------------------------------------------------------
+
+
+def test_submit_answers_the_documented_acknowledgment(make_client: Any) -> None:
+    _mock, client = make_client("cloro")
+    r = submit(client)
+    assert r.status_code == ACCEPTED
+    body = check(SUBMIT, r)
+    task_id = task_id_of(r)
+    assert body["task"]["status"] == LC.queued and body["task"]["taskType"] == TASK["taskType"]
+    assert body["credits"] == {"creditsToCharge": COST, "creditsCharged": 0}
+    assert "idempotencyKey" not in body["task"]
+    assert_retry_after(r, LC.queued)
+    assert task_id in statuses(client)
+
+
+def test_poll_to_terminal_every_answer_documented(make_client: Any) -> None:
+    _mock, client = make_client("cloro")
+    task_id = task_id_of(submit(client))
+    seen: list[str] = []
+    body: dict[str, Any] = {}
+    for _ in range(int(LONGEST) + 3):
+        body = poll(client, task_id)
+        word = body["task"]["status"]
+        if not seen or seen[-1] != word:
+            seen.append(word)
+        if not LC.is_terminal(word):
+            assert body["credits"]["creditsCharged"] == 0
+            assert "response" not in body and "error" not in body
+        if LC.is_terminal(word):
+            break
+        advance(client, 1)
+    assert LC.is_terminal(seen[-1]) and seen[0] == LC.queued, seen
+    advance(client, 3600)
+    assert client.get(status_url(task_id), headers=A).json() == body
+
+
+@pytest.mark.parametrize("word", sorted(LC.terminal_words))
+def test_credits_are_charged_only_on_the_charging_status(make_client: Any, word: str) -> None:
+    _mock, client = make_client("cloro")
+    task_id = task_id_of(submit(client))
+    force(client, task_id, word)
+    body = poll(client, task_id)
+    assert body["task"]["status"] == word
+    charged = COST if word in SPEC.credits_charge_on else 0
+    assert body["credits"] == {"creditsToCharge": COST, "creditsCharged": charged}
+    role = LC.states[word]
+    assert ("response" in body) == (role == "completed")
+    assert ("error" in body) == (role == "failed")
+    if role == "completed":
+        assert TASK["payload"]["prompt"] in body["response"]["text"]
+
+
+def test_running_task_is_not_charged(make_client: Any) -> None:
+    _mock, client = make_client("cloro")
+    task_id = task_id_of(submit(client))
+    force(client, task_id, LC.running or "")
+    body = poll(client, task_id)
+    assert body["task"]["status"] == LC.running
+    assert body["credits"]["creditsCharged"] == 0
+
+
+# -- idempotency -----------------------------------------------------------------------------------
+
+
+def test_idempotency_key_returns_the_same_task_in_its_current_state(make_client: Any) -> None:
+    _mock, client = make_client("cloro")
+    keyed = {**TASK, "idempotencyKey": "your-custom-identifier-123"}
+    first = submit(client, keyed)
+    task_id = task_id_of(first)
+    assert check(SUBMIT, first)["task"]["idempotencyKey"] == keyed["idempotencyKey"]
+    # the same key with another body: the earlier task, no new one
+    replay = submit(client, {**keyed, "taskType": "GEMINI"})
+    assert replay.status_code == ACCEPTED
+    assert task_id_of(replay) == task_id
+    assert check(SUBMIT, replay)["task"]["taskType"] == TASK["taskType"]
+    assert list(statuses(client)) == [task_id]
+    # after it completes, a replay shows it completed (and charged)
+    force(client, task_id, LC.word("completed") or "")
+    done = submit(client, keyed)
+    body = check(SUBMIT, done)
+    assert task_id_of(done) == task_id and body["task"]["status"] == LC.word("completed")
+    assert body["credits"]["creditsCharged"] == COST
+    assert_retry_after(done, body["task"]["status"])
+    assert len(statuses(client)) == 1
+
+
+def test_idempotency_key_is_per_organization_and_absent_key_never_dedupes(
+        make_client: Any) -> None:
+    _mock, client = make_client("cloro")
+    keyed = {**TASK, "idempotencyKey": "k-1"}
+    a = task_id_of(submit(client, keyed))
+    b = task_id_of(submit(client, keyed, headers=B))
+    assert a != b
+    c, d = task_id_of(submit(client)), task_id_of(submit(client))
+    assert len({a, b, c, d}) == 4
+    assert task_id_of(submit(client, {**TASK, "idempotencyKey": "k-2"})) not in {a, b, c, d}
+
+
+# -- concurrency and FIFO (seen through the control plane) ----------------------------------------
+
+
+def test_at_most_the_concurrency_limit_runs_and_the_queue_is_fifo(make_client: Any) -> None:
+    assert CONCURRENCY is not None
+    _mock, client = make_client("cloro")
+    ids = [task_id_of(submit(client)) for _ in range(CONCURRENCY + 2)]
+    other = task_id_of(submit(client, headers=B))
+    advance(client, SPEC.timing.queued[1])
+    now = statuses(client, SPEC.demo_tenants()[0][0])
+    assert [now[i] for i in ids] == [LC.running] * CONCURRENCY + [LC.queued] * 2
+    processing = client.get("/_jobmock/jobs", params={"status": LC.running}).json()["jobs"]
+    assert sorted(j["id"] for j in processing) == sorted([*ids[:CONCURRENCY], other])
+    # another organization's task is not held by this one's limit
+    assert statuses(client)[other] == LC.running
+    # one ends: exactly the head of the queue starts
+    force(client, ids[3], LC.word("completed") or "")
+    now = statuses(client)
+    assert now[ids[CONCURRENCY]] == LC.running and now[ids[CONCURRENCY + 1]] == LC.queued
+    assert poll(client, ids[CONCURRENCY])["task"]["status"] == LC.running
+    assert poll(client, ids[CONCURRENCY + 1])["task"]["status"] == LC.queued
+
+
+def test_fifo_holds_a_ready_task_behind_an_earlier_one(make_client: Any) -> None:
+    # every task becomes ready by queued[1]; before that the earliest-submitted starts first
+    _mock, client = make_client("cloro")
+    ids = [task_id_of(submit(client)) for _ in range(6)]
+    planned = [client.get(f"/_jobmock/jobs/{i}").json()["planned"]["queued_for"] for i in ids]
+    assert planned != sorted(planned), "the draw is already in order: this proves nothing"
+    order: list[str] = []
+    for _ in range(int(SPEC.timing.queued[1] / 0.1) + 2):
+        advance(client, 0.1)
+        now = statuses(client)
+        order += [i for i in ids if now[i] != LC.queued and i not in order]
+    assert order == ids
+
+
+# -- the queue limit -----------------------------------------------------------------------------
+
+
+def small_queue(limit: int) -> Mock:
+    doc = copy.deepcopy(dict(SPEC.document))
+    doc["x-jobmock"]["limits"]["queue"]["max"] = limit
+    spec = build_spec(doc, "cloro-small.yaml")
+    return Mock(spec, clock=VirtualClock())
+
+
+def test_queue_limit_answers_429_and_creates_no_task() -> None:
+    mock = small_queue(2)
+    name = mock.spec.limits.queue_error
+    assert name is not None
+    error = mock.spec.errors[name]
+    with TestClient(create_app(mock), base_url=BASE) as client:
+        keyed = {**TASK, "idempotencyKey": "first"}
+        first = task_id_of(submit(client, keyed))
+        task_id_of(submit(client))
+        before = statuses(client)
+        r = submit(client)
+        assert r.status_code == error.status
+        assert check(SUBMIT, r) == mock.spec.errors[name].body({})
+        for header, value in error.headers.items():
+            assert r.headers[header] == value({})
+        assert re.fullmatch(r"[0-9]+", r.headers["Retry-After"])
+        assert statuses(client) == before
+        # the limit is per organization
+        assert submit(client, headers=B).status_code == ACCEPTED
+        # a replayed key creates nothing, so it is answered even with a full queue
+        replay = submit(client, keyed)
+        assert replay.status_code == ACCEPTED and task_id_of(replay) == first
+        # once the queued tasks start, there is room again
+        advance(client, mock.spec.timing.queued[1])
+        assert submit(client).status_code == ACCEPTED
+
+
+# -- authentication ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("headers", "error"), [
+    ({}, SPEC.auth.missing),
+    ({"Authorization": ""}, SPEC.auth.missing),
+    ({"Authorization": "Bearer sk_test_cloro_expired"}, SPEC.auth.invalid),
+    ({"Authorization": "Bearer"}, SPEC.auth.invalid),
+    ({"Authorization": "Token " + SPEC.demo_tenants()[0][1]}, SPEC.auth.invalid),
+    ({"Authorization": "Basic !!!"}, SPEC.auth.invalid),
+    ({"Authorization": SPEC.demo_tenants()[0][1]}, SPEC.auth.invalid),
+])
+def test_bad_credentials_get_the_documented_401(make_client: Any, headers: dict[str, str],
+                                               error: str) -> None:
+    _mock, client = make_client("cloro")
+    task_id = task_id_of(submit(client))
+    expected = SPEC.errors[error]
+    r = submit(client, headers=headers)
+    assert r.status_code == expected.status
+    assert check(SUBMIT, r) == error_body(error)
+    assert list(statuses(client)) == [task_id]
+    r = client.get(status_url(task_id), headers=headers)
+    assert r.status_code == expected.status
+    assert check(STATUS, r) == error_body(error)
+
+
+def test_another_organizations_task_reads_exactly_like_an_unknown_one(make_client: Any) -> None:
+    _mock, client = make_client("cloro")
+    task_id = task_id_of(submit(client))
+    foreign = client.get(status_url(task_id), headers=B)
+    unknown = client.get(status_url("b27a21e1-7c39-4aa2-a347-23e828c426f9"), headers=B)
+    expected = SPEC.errors[SPEC.auth.foreign_job]
+    assert foreign.status_code == unknown.status_code == expected.status
+    assert check(STATUS, foreign) == check(STATUS, unknown) == error_body(SPEC.auth.foreign_job)
+    assert task_id not in foreign.text and "Retry-After" not in foreign.headers
+
+
+def test_unknown_task_in_any_format_is_not_found(make_client: Any) -> None:
+    _mock, client = make_client("cloro")
+    for task_id in ("b27a21e1-7c39-4aa2-a347-23e828c426f9", "42", "not a uuid"):
+        r = client.get(status_url(task_id), headers=A)
+        assert r.status_code == NOT_FOUND.status
+        assert check(STATUS, r) == error_body("not_found")
+
+
+# -- validation ----------------------------------------------------------------------------------
+
+
+def _max_key() -> int:
+    schema = _resolve(_resolve(SUBMIT.body_schema)["properties"]["idempotencyKey"])
+    return int(schema["maxLength"])
+
+
+@pytest.mark.parametrize("body", [
+    {},
+    {"taskType": "CHATGPT"},
+    {"payload": {"prompt": "x"}},
+    {"taskType": "NOPE", "payload": {"prompt": "x"}},
+    {"taskType": "CHATGPT", "payload": {}},
+    {"taskType": "CHATGPT", "payload": {"prompt": ""}},
+    {"taskType": "CHATGPT", "payload": {"prompt": "x", "country": "usa"}},
+    {"taskType": "CHATGPT", "payload": {"prompt": "x"}, "extra": 1},
+    {"taskType": "CHATGPT", "payload": {"prompt": "x"}, "idempotencyKey": ""},
+    {"taskType": "CHATGPT", "payload": {"prompt": "x"}, "idempotencyKey": "k" * (_max_key() + 1)},
+    {"taskType": "CHATGPT", "payload": {"prompt": "x"}, "webhook": {}},
+    {"taskType": "CHATGPT", "payload": {"prompt": "x"}, "webhook": {"url": "http://a.example.com/h"}},
+    {"taskType": "CHATGPT", "payload": {"prompt": "x"}, "webhook": {"url": "https://a.example.com",
+                                                                   "secret": "s"}},
+    {"taskType": "CHATGPT", "payload": "x"},
+    [TASK], "CHATGPT", None,
+])
+def test_bad_body_is_the_validation_error(make_client: Any, body: Any) -> None:
+    _mock, client = make_client("cloro")
+    r = client.post(SUBMIT.path, content=httpx.Request("POST", "/", json=body).content,
+                    headers={**A, "Content-Type": "application/json"})
+    assert r.status_code == VALIDATION.status, r.text
+    out = check(SUBMIT, r)
+    assert out == error_body("validation", message=out["error"]["message"])
+    assert statuses(client) == {}
+
+
+@pytest.mark.parametrize("content", [b"{not json", b'{"taskType": "CHATGPT",}', b"\xff", b""])
+def test_unparsable_body_is_the_validation_error(make_client: Any, content: bytes) -> None:
+    _mock, client = make_client("cloro")
+    r = client.post(SUBMIT.path, content=content, headers={**A, "Content-Type": "application/json"})
+    assert r.status_code == VALIDATION.status
+    check(SUBMIT, r)
+    assert statuses(client) == {}
+
+
+def test_https_webhook_is_accepted_and_stored(make_client: Any) -> None:
+    _mock, client = make_client("cloro")
+    url = "https://your-app.com/webhook-handler"
+    task_id = task_id_of(submit(client, {**TASK, "webhook": {"url": url}}))
+    assert client.get(f"/_jobmock/jobs/{task_id}").json()["callback_url"] == url
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=10),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
+                                                                max_size=3),
+    max_leaves=10,
+)
+_tasks = st.fixed_dictionaries(
+    {"taskType": st.sampled_from(["CHATGPT", "GEMINI", "chatgpt", ""]),
+     "payload": st.fixed_dictionaries({"prompt": st.text(max_size=12)},
+                                      optional={"country": st.text(max_size=3)})},
+    optional={"idempotencyKey": st.text(max_size=6), "webhook": _json, "x": _json},
+)
+
+
+def test_any_json_body_gets_a_documented_answer(make_client: Any) -> None:
+    _mock, client = make_client("cloro")
+
+    @settings(max_examples=60, derandomize=True, deadline=None,
+              suppress_health_check=[HealthCheck.too_slow])
+    @given(body=_json | _tasks)
+    def one(body: Any) -> None:
+        r = client.post(SUBMIT.path, json=body, headers=A)
+        assert r.status_code in (ACCEPTED, VALIDATION.status), r.text
+        check(SUBMIT, r)
+
+    one()

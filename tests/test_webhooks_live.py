@@ -1,0 +1,267 @@
+"""Webhooks from a live ``jobmock serve`` process to a faulty loopback receiver.
+
+The server runs cloro on a virtual clock (``--clock virtual --allow-private-callbacks
+--webhook-timeout 0.3``); this test moves its clock through the control plane, waits for
+the attempts in flight by polling ``GET /_jobmock/webhooks`` (bounded), and checks the
+journal against what the receiver (the ``webhook_receiver`` fixture) actually got.
+Expected values (retry delays, attempt count, status roles, where the callback URL goes)
+are read from the spec.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from jobmock import resolve_spec
+from jobmock.receiver import WebhookReceiver
+from jobmock.spec import ApiSpec
+
+pytestmark = pytest.mark.live
+
+API = "cloro"
+JOBS = 1000
+WEBHOOK_TIMEOUT = 0.3
+FAULT_DELAY = 0.6  # past the webhook timeout
+DELIVERY_HEADER = "x-jobmock-delivery"  # jobmock's own headers on every attempt
+ATTEMPT_HEADER = "x-jobmock-attempt"
+TERMINAL_ROLES = ("completed", "failed", "canceled", "expired", "rejected")
+#: How the sender records an attempt that never connected (so no receiver can have it).
+NEVER_CONNECTED = ("timeout: ConnectTimeout", "ConnectError")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def epoch(iso_text: str) -> float:
+    return datetime.fromisoformat(iso_text.replace("Z", "+00:00")).timestamp()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[str]:
+    """A ``jobmock serve cloro --clock virtual ...`` process; yields its base URL."""
+    port = _free_port()
+    log = (tmp_path / "server.log").open("wb")
+    cmd = [sys.executable, "-m", "jobmock.cli", "serve", API, "--clock", "virtual",
+           "--allow-private-callbacks", "--webhook-timeout", str(WEBHOOK_TIMEOUT),
+           "--port", str(port), "--seed", "5"]
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                log.flush()
+                pytest.fail(f"jobmock serve exited with {proc.returncode}: "
+                            f"{(tmp_path / 'server.log').read_text()[-2000:]}")
+            try:
+                if httpx.get(base + "/_jobmock/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("jobmock serve did not answer /_jobmock/health within 60 s")
+            time.sleep(0.1)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        log.close()
+
+
+def _body(spec: ApiSpec, i: int, url: str) -> dict[str, Any]:
+    body: dict[str, Any] = {"taskType": "CHATGPT", "payload": {"prompt": f"prompt {i}"}}
+    assert spec.webhooks is not None
+    parts = spec.webhooks.url_pointer.lstrip("/").split("/")
+    node = body
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = url
+    return body
+
+
+def _load_faults(receiver: WebhookReceiver, n: int, seed: int) -> Counter[str]:
+    rng = random.Random(seed)
+    plan: Counter[str] = Counter()
+    for _ in range(n):
+        x = rng.random()
+        if x < 0.35:
+            receiver.fail_next(1, status=500)
+            plan["500"] += 1
+        elif x < 0.45:
+            receiver.fail_next(1, delay=FAULT_DELAY)
+            plan["slow"] += 1
+        elif x < 0.55:
+            receiver.fail_next(1, drop=True)
+            plan["drop"] += 1
+        else:
+            receiver.fail_next(1, status=200)
+            plan["200"] += 1
+    return plan
+
+
+def _settle(client: httpx.Client, timeout: float = 60.0) -> list[dict[str, Any]]:
+    """Poll the journal until no attempt is in flight (bounded); return the deliveries.
+
+    Each poll has the server list every delivery (about 2 MB by the end), which takes its
+    event loop away from the sender, so polls back off.
+    """
+    deadline = time.monotonic() + timeout
+    pause = 0.1
+    while True:
+        deliveries: list[dict[str, Any]] = client.get("/_jobmock/webhooks").json()["deliveries"]
+        sending = [d["id"] for d in deliveries if d["state"] in ("pending", "sending")]
+        if not sending:
+            return deliveries
+        if time.monotonic() > deadline:
+            pytest.fail(f"{len(sending)} deliveries still in flight after {timeout} s: {sending[:5]}")
+        time.sleep(pause)
+        pause = min(2 * pause, 1.0)
+
+
+def _check_receiver(receiver: WebhookReceiver,
+                    deliveries: list[dict[str, Any]]) -> tuple[list[Any], int]:
+    """The receiver got exactly the attempts the journal lists (bar never-connected ones)."""
+    attempts = {(d["id"], a["number"]): a for d in deliveries for a in d["attempts"]}
+    unconnected = {k for k, a in attempts.items() if (a["error"] or "").startswith(NEVER_CONNECTED)}
+    try:
+        got = receiver.wait_for(len(attempts) - len(unconnected), timeout=10)
+    except TimeoutError:
+        got = list(receiver.received)
+    seen = Counter((r.header(DELIVERY_HEADER), int(r.header(ATTEMPT_HEADER) or 0)) for r in got)
+    missing = [k for k in attempts if k not in seen and k not in unconnected]
+    if missing:
+        errors = Counter((attempts[k]["error"] or f"status {attempts[k]['status']}")[:60]
+                         for k in missing)
+        pytest.fail(f"{len(missing)} of {len(attempts)} attempts the journal lists never reached "
+                    f"the receiver; their recorded answers: {errors.most_common(4)}")
+    extra = [k for k in seen if k not in attempts]
+    assert not extra, f"requests the journal does not list: {extra[:5]}"
+    assert max(seen.values(), default=1) == 1, "an attempt arrived twice"
+    return got, len(unconnected)
+
+
+def test_thousand_cloro_jobs_against_a_live_server_and_a_faulty_receiver(
+    server: str, webhook_receiver: WebhookReceiver
+) -> None:
+    """Fails until BUG-2 is fixed (attempts recorded as ``timeout: PoolTimeout`` that were
+    never sent: the AsyncSender's pool is smaller than its concurrency)."""
+    started = time.perf_counter()
+    spec = resolve_spec(API)
+    assert spec.webhooks is not None
+    policy = spec.webhooks.retry
+    delays = list(policy.delays)
+    roles = spec.lifecycle.states
+    plan = _load_faults(webhook_receiver, JOBS * policy.attempts, seed=77)
+    headers = spec.auth.headers_for(spec.demo_tenants()[0][1])
+    op = spec.submit_operations[0]
+    # while jobs still run, step the clock far enough that many of them end per step
+    job_step = 10 * (spec.timing.queued[1] + spec.timing.running[1])
+
+    with httpx.Client(base_url=server, timeout=30) as client:
+        job_ids: list[str] = []
+        for i in range(JOBS):
+            response = client.post(op.path, json=_body(spec, i, webhook_receiver.url),
+                                   headers=headers)
+            assert response.status_code == 200, response.text
+            job_ids.append(response.json()["task"]["id"])
+        assert len(set(job_ids)) == JOBS
+        submitted = time.perf_counter()
+
+        rounds = 0
+        for rounds in range(1, 10 * JOBS):  # noqa: B007 - reported below
+            counts = client.get("/_jobmock/jobs", params={"status": "-"}).json()["counts"]
+            working = sum(n for word, n in counts.items() if roles[word] not in TERMINAL_ROLES)
+            clock = client.get("/_jobmock/clock").json()
+            if clock["next_due"] is None:
+                assert working == 0
+                break
+            step = max(0.0, epoch(clock["next_due"]) - clock["epoch"]) + 0.001
+            if working:
+                step = max(step, job_step)
+            answer = client.post("/_jobmock/clock/advance", json={"seconds": step})
+            assert answer.status_code == 200, answer.text
+            deliveries = _settle(client)
+            _check_receiver(webhook_receiver, deliveries)
+        else:
+            pytest.fail("the clock never ran out of due entries")
+
+        jobs = {j["id"]: j for j in client.get("/_jobmock/jobs").json()["jobs"]}
+        deliveries = _settle(client)
+
+    # none lost: every job ended and has exactly one delivery (cloro fires on terminal only)
+    assert sorted(jobs) == sorted(job_ids)
+    assert all(roles[j["status"]] in TERMINAL_ROLES for j in jobs.values())
+    assert sorted(d["job_id"] for d in deliveries) == sorted(job_ids)
+    states: Counter[str] = Counter()
+    for d in deliveries:
+        states[d["state"]] += 1
+        attempts = d["attempts"]
+        n = len(attempts)
+        assert d["max_attempts"] == policy.attempts
+        assert 1 <= n <= policy.attempts, (d["id"], n)
+        assert [a["number"] for a in attempts] == list(range(1, n + 1))
+        assert d["url"] == webhook_receiver.url
+        assert attempts[0]["scheduled_at"] == jobs[d["job_id"]]["completed_at"]
+        for a in attempts:
+            assert a["sent_at"] >= a["scheduled_at"]  # never early (same ISO format: sortable)
+            assert a["finished_at"] is not None
+            assert (a["status"] is None) != (a["error"] is None)
+        for prev, nxt in itertools.pairwise(attempts):
+            gap = epoch(nxt["scheduled_at"]) - epoch(prev["finished_at"])
+            assert gap == pytest.approx(delays[prev["number"] - 1], abs=0.002)
+        ok = [a["status"] is not None and 200 <= a["status"] < 300 for a in attempts]
+        if d["state"] == "delivered":
+            assert ok[-1] and not any(ok[:-1])
+        else:
+            assert d["state"] == "exhausted"
+            assert n == policy.attempts and not any(ok)
+    assert set(states) == {"delivered", "exhausted"}
+
+    got, unconnected = _check_receiver(webhook_receiver, deliveries)
+    by_id = {d["id"]: d for d in deliveries}
+    answered: Counter[str] = Counter()
+    for r in got:
+        d = by_id[r.header(DELIVERY_HEADER)]
+        attempt = d["attempts"][int(r.header(ATTEMPT_HEADER) or 0) - 1]
+        assert r.json()["task"]["id"] == d["job_id"]
+        sent_headers = {k.lower(): v for k, v in attempt["headers"].items()}
+        assert sent_headers[DELIVERY_HEADER] == d["id"]
+        for name, value in sent_headers.items():
+            assert r.header(name) == value, name
+        word = r.answered.split(" ")[0]
+        answered[word] += 1
+        if attempt["status"] is not None:
+            assert word == str(attempt["status"])
+        if word == "dropped":
+            assert attempt["error"]
+    bodies = {d["id"]: {r.body for r in got if r.header(DELIVERY_HEADER) == d["id"]}
+              for d in deliveries}
+    assert all(len(b) <= 1 for b in bodies.values())  # one body per delivery, across retries
+    errors = Counter((a["error"] or "").split(":")[0] for d in deliveries for a in d["attempts"]
+                     if a["error"])
+    assert answered["dropped"] > 0 and errors["timeout"] > 0
+    total = sum(len(d["attempts"]) for d in deliveries)
+    print(f"\nlive {API}: {JOBS} jobs submitted in {submitted - started:.1f} s; {dict(states)}; "
+          f"{total} attempts in {rounds} clock steps; receiver answers {dict(answered)}; "
+          f"server saw errors {dict(errors)}; never connected {unconnected}; "
+          f"fault plan {dict(plan)}; {time.perf_counter() - started:.1f} s wall")
