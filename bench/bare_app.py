@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,8 @@ from starlette.routing import Route
 __all__ = ["build_app", "main"]
 
 
-def _endpoint(spec: dict[str, Any], authorization: str | None):  # type: ignore[no-untyped-def]
+def _endpoint(spec: dict[str, Any], authorization: str | None,
+              ) -> Callable[[Request], Awaitable[Response]]:
     body = spec["body"].encode()
     status = int(spec["status"])
     headers = {k: v for k, v in spec.get("headers", []) if k.lower() != "content-length"}

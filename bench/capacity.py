@@ -70,6 +70,7 @@ def documented_429() -> tuple[int, str, str | None]:
     ref = op["responses"]["429"]["$ref"].split("/")[-1]
     example = next(iter(spec.document["components"]["responses"][ref]["content"][
         "application/json"]["examples"].values()))["value"]
+    assert spec.limits.queue_error is not None, "cloro names no queue-limit error"
     edef = spec.errors[spec.limits.queue_error]
     retry = next((str(h({})) for k, h in edef.headers.items() if k.lower() == "retry-after"),
                  None)
@@ -108,13 +109,19 @@ def child_mock(count: int, trace: bool) -> dict[str, Any]:
     """``count`` submits through ``Mock.dispatch``, then one more."""
     from jobmock.bundled import resolve_spec
     from jobmock.clock import VirtualClock
-    from jobmock.dispatch import Mock, Request
+    from jobmock.dispatch import Mock, Request, Response
 
     mock = Mock(resolve_spec(API), clock=VirtualClock())
     headers = {"authorization": f"Bearer {CREDENTIAL}", "content-type": "application/json"}
     base = f"http://{HOST}:8080"
+
+    def submit(body: bytes) -> Response:
+        answer = mock.dispatch(Request("POST", SUBMIT_PATH, {}, headers, body, base))
+        assert isinstance(answer, Response), "a cloro submit never waits inline"
+        return answer
+
     # Warm the path (first-call caches), then forget the job.
-    mock.dispatch(Request("POST", SUBMIT_PATH, {}, headers, BODY % -1, base))
+    submit(BODY % -1)
     mock.reset()
     statuses: dict[int, int] = {}
     rss0 = _self_rss()
@@ -122,14 +129,14 @@ def child_mock(count: int, trace: bool) -> dict[str, Any]:
         tracemalloc.start()
     w0, c0 = time.perf_counter(), time.process_time()
     for i in range(count):
-        resp = mock.dispatch(Request("POST", SUBMIT_PATH, {}, headers, BODY % i, base))
+        resp = submit(BODY % i)
         statuses[resp.status] = statuses.get(resp.status, 0) + 1
     wall, cpu = time.perf_counter() - w0, time.process_time() - c0
     traced = tracemalloc.get_traced_memory()[0] if trace else None
     if trace:
         tracemalloc.stop()
     rss1 = _self_rss()
-    extra = mock.dispatch(Request("POST", SUBMIT_PATH, {}, headers, BODY % count, base))
+    extra = submit(BODY % count)
     body = extra.json()
     return {"count": count, "wall": wall, "cpu": cpu, "statuses": statuses,
             "rss_growth_kib": rss1 - rss0, "traced_bytes": traced,
@@ -146,7 +153,8 @@ def run_child(kind: str, count: int, trace: bool = False) -> dict[str, Any]:
     done = subprocess.run(argv, capture_output=True, text=True, timeout=1800, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"child {kind} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
 
 
 def in_process(count: int, trace_count: int) -> dict[str, Any]:

@@ -203,10 +203,12 @@ def main() -> None:
     rendered = {e["job_id"]: e["at"] for e in journal["requests"]
                 if e["job_id"] and e["method"] == "POST"}
 
+    speed = float(args.speed)
+
     def to_wall(clock_time: float) -> float:
-        if args.speed == 1.0:
+        if speed == 1.0:
             return clock_time  # RealClock is time.time() itself, in the same machine
-        return wall0 + (clock_time - clock0) / args.speed
+        return wall0 + (clock_time - clock0) / speed
 
     statuses: dict[str, int] = {}
     delays: list[float] = []
@@ -235,6 +237,15 @@ def main() -> None:
               f"{min(created) - started:.1f}, last accepted {max(created) - started:.1f}, "
               f"last job completed {max(completed) - started:.1f}, last answer "
               f"{max(a['arrived'] for a in answers) - started:.1f}")
+    spans = [(to_wall(parse_iso(jobs[a["job_id"]]["created_at"])), to_wall(rendered[a["job_id"]]))
+             for a in answers if a.get("job_id") in jobs and a.get("job_id") in rendered]
+    if spans:
+        events = sorted([(t0, 1) for t0, _ in spans] + [(t1, -1) for _, t1 in spans])
+        held = peak_held = 0
+        for _, step in events:
+            held += step
+            peak_held = max(peak_held, held)
+        print(f"requests held open in the server at once: at most {peak_held:,}")
     if created:
         print(f"server accepted the submits over {max(created) - min(created):.1f} s "
               f"({len(created) / max(max(created) - min(created), 1e-9):.0f} submits/s)")

@@ -93,12 +93,9 @@ def base_url(api_spec: ApiSpec, contract_options: ContractOptions) -> Iterator[s
     if contract_options.base_url:
         yield contract_options.base_url
         return
-    from jobmock import Mock, VirtualClock
-    from jobmock.testing import LiveServer
+    from jobmock.testing import serve_mock
 
-    mock = Mock(api_spec, clock=VirtualClock(), seed=1, allow_private_callbacks=True,
-                webhook_timeout=2.0)
-    with LiveServer(mock) as server:
+    with serve_mock(api_spec, seed=1, allow_private_callbacks=True, webhook_timeout=2.0) as server:
         yield server.url
 
 

@@ -97,6 +97,7 @@ def test_clock_reports_time_kind_speed_and_next_due(make_client: Any) -> None:
 
 
 def test_clock_advance_moves_time_and_fires_what_fell_due(make_client: Any) -> None:
+    assert CROMA.timing.queued[0] > 0.1, "nothing may fall due in the first 0.1 s"
     _mock, client = make_client("croma")
     job_id = submit(client)
     r = advance(client, 0.1)

@@ -170,6 +170,7 @@ def test_dispatch_answers_the_wrapped_202(make_client: Any) -> None:
                                            if LC.can_move(LC.running or "", w)))
 def test_poll_to_terminal_every_answer_wrapped_and_documented(make_client: Any,
                                                              outcome: str) -> None:
+    assert SPEC.timing.running[0] > 0.5, "polls 0.5 s apart must see the run running"
     _mock, client = make_client("bronid")
     job_id = job_id_of(dispatch(client))
     assert force(client, job_id, outcome, when="scheduled").status_code == 200

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -234,52 +235,69 @@ def test_idempotency_key_is_per_organization_and_absent_key_never_dedupes(
 # -- concurrency and FIFO (seen through the control plane) ----------------------------------------
 
 
-def test_at_most_the_concurrency_limit_runs_and_the_queue_is_fifo(make_client: Any) -> None:
+def variant(name: str, change: Callable[[dict[str, Any]], None]) -> Mock:
+    """A Mock of a copy of the cloro spec with ``change`` applied to its x-jobmock block."""
+    doc = copy.deepcopy(dict(SPEC.document))
+    change(doc["x-jobmock"])
+    return Mock(build_spec(doc, name), clock=VirtualClock())
+
+
+def _slow(ext: dict[str, Any]) -> None:
+    ext["timing"]["running"] = [1000.0, 2000.0]
+
+
+def test_at_most_the_concurrency_limit_runs_and_the_queue_is_fifo() -> None:
+    # Tasks that run long, so none ends while the queue fills: only the limit is at work.
+    assert CONCURRENCY is not None
+    mock = variant("cloro-slow.yaml", _slow)
+    with TestClient(create_app(mock), base_url=BASE) as client:
+        ids = [task_id_of(submit(client)) for _ in range(CONCURRENCY + 2)]
+        other = task_id_of(submit(client, headers=B))
+        advance(client, SPEC.timing.queued[1])
+        now = statuses(client, SPEC.demo_tenants()[0][0])
+        assert [now[i] for i in ids] == [LC.running] * CONCURRENCY + [LC.queued] * 2
+        processing = client.get("/_jobmock/jobs", params={"status": LC.running}).json()["jobs"]
+        assert sorted(j["id"] for j in processing) == sorted([*ids[:CONCURRENCY], other])
+        # another organization's task is not held by this one's limit
+        assert statuses(client)[other] == LC.running
+        # one ends: exactly the head of the queue starts
+        force(client, ids[3], LC.word("completed") or "")
+        now = statuses(client)
+        assert now[ids[CONCURRENCY]] == LC.running and now[ids[CONCURRENCY + 1]] == LC.queued
+        assert poll(client, ids[CONCURRENCY])["task"]["status"] == LC.running
+        assert poll(client, ids[CONCURRENCY + 1])["task"]["status"] == LC.queued
+        # and a failure frees a slot just the same
+        force(client, ids[4], LC.word("failed") or "")
+        assert statuses(client)[ids[CONCURRENCY + 1]] == LC.running
+
+
+def test_queue_starts_in_submission_order_and_never_over_the_limit(make_client: Any) -> None:
     assert CONCURRENCY is not None
     _mock, client = make_client("cloro")
-    ids = [task_id_of(submit(client)) for _ in range(CONCURRENCY + 2)]
-    other = task_id_of(submit(client, headers=B))
-    advance(client, SPEC.timing.queued[1])
-    now = statuses(client, SPEC.demo_tenants()[0][0])
-    assert [now[i] for i in ids] == [LC.running] * CONCURRENCY + [LC.queued] * 2
-    processing = client.get("/_jobmock/jobs", params={"status": LC.running}).json()["jobs"]
-    assert sorted(j["id"] for j in processing) == sorted([*ids[:CONCURRENCY], other])
-    # another organization's task is not held by this one's limit
-    assert statuses(client)[other] == LC.running
-    # one ends: exactly the head of the queue starts
-    force(client, ids[3], LC.word("completed") or "")
-    now = statuses(client)
-    assert now[ids[CONCURRENCY]] == LC.running and now[ids[CONCURRENCY + 1]] == LC.queued
-    assert poll(client, ids[CONCURRENCY])["task"]["status"] == LC.running
-    assert poll(client, ids[CONCURRENCY + 1])["task"]["status"] == LC.queued
-
-
-def test_fifo_holds_a_ready_task_behind_an_earlier_one(make_client: Any) -> None:
-    # every task becomes ready by queued[1]; before that the earliest-submitted starts first
-    _mock, client = make_client("cloro")
-    ids = [task_id_of(submit(client)) for _ in range(6)]
+    ids = [task_id_of(submit(client)) for _ in range(CONCURRENCY + 4)]
     planned = [client.get(f"/_jobmock/jobs/{i}").json()["planned"]["queued_for"] for i in ids]
     assert planned != sorted(planned), "the draw is already in order: this proves nothing"
-    order: list[str] = []
-    for _ in range(int(SPEC.timing.queued[1] / 0.1) + 2):
-        advance(client, 0.1)
+    started: list[str] = []
+    step = 0.1
+    for _ in range(int((LONGEST + SPEC.timing.running[1]) / step) + 2):
+        advance(client, step)
         now = statuses(client)
-        order += [i for i in ids if now[i] != LC.queued and i not in order]
-    assert order == ids
+        assert sum(1 for i in ids if now[i] == LC.running) <= CONCURRENCY
+        started += [i for i in ids if now[i] != LC.queued and i not in started]
+        if all(LC.is_terminal(now[i]) for i in ids):
+            break
+    assert started == ids
+    assert all(LC.is_terminal(w) for w in statuses(client).values())
 
 
 # -- the queue limit -----------------------------------------------------------------------------
 
 
-def small_queue(limit: int) -> Mock:
-    doc = copy.deepcopy(dict(SPEC.document))
-    doc["x-jobmock"]["limits"]["queue"]["max"] = limit
-    spec = build_spec(doc, "cloro-small.yaml")
-    return Mock(spec, clock=VirtualClock())
-
-
 def test_queue_limit_answers_429_and_creates_no_task() -> None:
-    mock = small_queue(2)
+    def small(ext: dict[str, Any]) -> None:
+        ext["limits"]["queue"]["max"] = 2
+
+    mock = variant("cloro-small.yaml", small)
     name = mock.spec.limits.queue_error
     assert name is not None
     error = mock.spec.errors[name]

@@ -134,6 +134,7 @@ def test_submit_answers_the_documented_202(make_client: Any) -> None:
 @pytest.mark.parametrize("outcome", sorted(LC.terminal_words))
 def test_results_empty_until_complete_then_one_per_transaction_in_order(
         make_client: Any, outcome: str) -> None:
+    assert SPEC.timing.running[0] > 0.5, "polls 0.5 s apart must see the job processing"
     _mock, client = make_client("enrich")
     job_id = job_id_of(submit(client))
     assert force(client, job_id, outcome, when="scheduled").status_code == 200

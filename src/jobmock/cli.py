@@ -142,11 +142,13 @@ def banner(spec: ApiSpec, base: str, clock: str, speed: float, seed: int) -> str
               help="HMAC secret for signed webhooks (default: the spec's demo secret).")
 @click.option("--webhook-timeout", default=None, type=float,
               help="Seconds to wait for a webhook receiver (default: the spec's).")
+@click.option("--fault", "faults", multiple=True, metavar="NAME",
+              help="Switch on a deliberate contract violation (repeatable; see GET /_jobmock/faults).")
 @click.option("--server", type=click.Choice(["uvicorn", "granian"]), default="uvicorn",
               show_default=True, help="The ASGI server (granian must be installed).")
 def serve(api: str, host: str, port: int, clock_kind: str, speed: float, seed: int,
           journal_size: int, allow_private_callbacks: bool, webhook_secret: str | None,
-          webhook_timeout: float | None, server: str) -> None:
+          webhook_timeout: float | None, faults: tuple[str, ...], server: str) -> None:
     """Serve a stateful mock of API (a bundled name or a spec file)."""
     from .asgi import create_app
     from .clock import make_clock
@@ -158,6 +160,10 @@ def serve(api: str, host: str, port: int, clock_kind: str, speed: float, seed: i
     mock = Mock(spec, clock=make_clock(clock_kind, speed), seed=seed, journal_size=journal_size,
                 allow_private_callbacks=allow_private_callbacks, webhook_secret=webhook_secret,
                 webhook_timeout=webhook_timeout)
+    try:
+        mock.set_faults(faults)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--fault") from exc
     app = create_app(mock)
     base = f"http://{host}:{port}"
     click.echo(banner(spec, base, clock_kind, speed, seed))

@@ -14,6 +14,7 @@ GET      /_jobmock/requests           the request journal (``?limit=N``)
 GET/POST /_jobmock/advance            how jobs advance: ``{"mode": "time"|"polls"|"manual",
                                       "polls": N}`` (applies to jobs submitted after)
 GET      /_jobmock/webhooks           every webhook delivery and attempt (``?job_id=``)
+GET/POST /_jobmock/faults             deliberate contract violations: ``{"faults": [names]}``
 GET      /_jobmock/spec               the OpenAPI document this mock serves
 POST     /_jobmock/reset              forget every job and journal entry
 =======  ===========================  ===============================================
@@ -137,6 +138,21 @@ def _route(mock: Mock, request: Request) -> tuple[int, Any]:
         job_id = request.query.get("job_id")
         return 200, {"deliveries": [d.as_dict() for d in deliveries
                                     if job_id in (None, d.job_id)]}
+    if parts == ["faults"] and method == "GET":
+        from .faults import FAULTS
+
+        return 200, {"enabled": sorted(mock.faults),
+                     "available": {f.name: {"description": f.description, "caught_by": f.check}
+                                   for f in FAULTS.values()}}
+    if parts == ["faults"] and method == "POST":
+        names = _body(request).get("faults")
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise _Bad(400, "faults must be a list of fault names")
+        try:
+            mock.set_faults(names)
+        except ValueError as exc:
+            raise _Bad(400, str(exc)) from None
+        return 200, {"enabled": sorted(mock.faults)}
     if parts == ["spec"] and method == "GET":
         return 200, mock.spec.document
     if parts == ["reset"] and method == "POST":

@@ -18,7 +18,7 @@ import binascii
 import json
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -140,6 +140,22 @@ class Mock:
             route.methods[op.method] = op
         self._dynamic.sort(key=lambda r: -r.static)
         self._credentials = spec.auth.credential_tenants
+        self.faults: frozenset[str] = frozenset()
+
+    def set_faults(self, names: Iterable[str]) -> None:
+        """Switch on exactly these deliberate contract violations (see :mod:`jobmock.faults`)."""
+        from .faults import FAULTS
+
+        chosen = frozenset(names)
+        unknown = sorted(chosen - set(FAULTS))
+        if unknown:
+            raise ValueError(f"unknown fault(s) {unknown}; known: {sorted(FAULTS)}")
+        self.faults = chosen
+        self.engine.enforce_gate = "gate_ignored" not in chosen
+        self.engine.honour_idempotency = "idempotency_ignored" not in chosen
+        if self.webhooks is not None:
+            self.webhooks.wrong_signature = "wrong_signature" in chosen
+            self.webhooks.retries_enabled = "no_webhook_retry" not in chosen
 
     # -- entry point ------------------------------------------------------------------
 
@@ -156,6 +172,8 @@ class Mock:
             result = self._dispatch_api(request, info)
         except ApiError as exc:
             result = self.error_response(exc, request, info)
+            if self.faults:
+                result = self._error_faults(exc, result)
         if isinstance(result, Suspend):
             inner = result.finish
 
@@ -168,6 +186,16 @@ class Mock:
             return result
         self._record(request, result, info, started)
         return result
+
+    def _error_faults(self, exc: ApiError, response: Response) -> Response:
+        if ("unknown_job_500" in self.faults and isinstance(exc, JobNotFound)) or (
+                "validation_500" in self.faults and isinstance(exc, ValidationFailed)):
+            return json_response(500, {"error": "Internal Server Error"})
+        if "auth_missing_403" in self.faults and isinstance(exc, Unauthenticated):
+            response.status = 403
+        if "foreign_403" in self.faults and isinstance(exc, ForeignJob):
+            response.status = 403
+        return response
 
     def _record(self, request: Request, response: Response, info: dict[str, Any],
                 started: float) -> None:
@@ -203,19 +231,32 @@ class Mock:
         op = route.methods.get(method) or (route.methods.get("GET") if method == "HEAD" else None)
         return op, params, True
 
+    def allowed_methods(self, path: str) -> list[str]:
+        """The methods the operations at ``path`` answer (HEAD wherever GET is)."""
+        route = self._static.get(path) or next(
+            (r for r in self._dynamic if r.pattern.match(path)), None)
+        methods = set(route.methods) if route is not None else set()
+        if "GET" in methods:
+            methods.add("HEAD")
+        return sorted(methods)
+
     # -- API operations -------------------------------------------------------------------
 
     def _dispatch_api(self, request: Request, info: dict[str, Any]) -> Response | Suspend:
         op, raw_params, exists = self.route(request.method, request.path)
         if op is None:
             if exists:
-                return json_response(405, {"error": f"method {request.method} not allowed"})
+                return json_response(405, {"error": f"method {request.method} not allowed"},
+                                     [("Allow", ", ".join(self.allowed_methods(request.path)))])
             raise JobNotFound(f"no operation at {request.method} {request.path}")
         info["operation"] = op.operation_id
         tenant = self.authenticate(request) if op.secured else None
         info["tenant"] = tenant
         validator = self.validators[op.operation_id]
-        params, query, body = validator.validate(raw_params, request)
+        exempt = None
+        if self.allow_private_callbacks and op.role == "submit" and self.spec.webhooks is not None:
+            exempt = self.spec.webhooks.url_pointer
+        params, query, body = validator.validate(raw_params, request, exempt)
         ctx_request = {"method": request.method, "path": request.path,
                        "path_template": op.path, "params": params, "query": query, "body": body}
         if op.role == "submit":
@@ -274,12 +315,18 @@ class Mock:
         if applied is not None and op.wait.applied_header:
             extra.append((op.wait.applied_header, f"wait={applied}"))
 
+        if applied is not None and "preference_unclamped" in self.faults:
+            asked = _PREFER_WAIT.match(request.headers.get("prefer", "").split(",")[0])
+            extra = [(k, f"wait={asked.group(1)}" if asked else v) for k, v in extra]
+
         def finish() -> Response:
+            self.engine.run_due()
             return self._submit_response(op, job, request, ctx_request, extra)
 
         if wait > 0 and not self.engine.is_terminal(job):
             return Suspend(job, self.clock.now() + wait, finish)
-        return finish()
+        # No wait: answer with the job as submitted, whatever the clock did meanwhile.
+        return self._submit_response(op, job, request, ctx_request, extra)
 
     def _wait_for(self, op: Operation, request: Request, query: Mapping[str, Any],
                   ) -> tuple[float, int | None]:
@@ -307,8 +354,17 @@ class Mock:
 
     def _submit_response(self, op: Operation, job: Job, request: Request,
                          ctx_request: dict[str, Any], extra: list[tuple[str, str]]) -> Response:
-        self.engine.run_due()
         rdef = self.pick_response(op.responses, job)
+        if self.faults:
+            if "inline_200_while_running" in self.faults and not self.engine.is_terminal(job):
+                rdef = next((r for k, r in op.responses.items() if k != "pending"), rdef)
+            response = self.render_job(rdef, job, request, ctx_request, extra)
+            if "missing_location" in self.faults:
+                response.headers = [(k, v) for k, v in response.headers if k.lower() != "location"]
+            if "drop_retry_after" in self.faults:
+                response.headers = [(k, v) for k, v in response.headers
+                                    if k.lower() != "retry-after"]
+            return response
         return self.render_job(rdef, job, request, ctx_request, extra)
 
     def render_job(self, rdef: ResponseDef, job: Job, request: Request,
@@ -340,12 +396,17 @@ class Mock:
             for name, expected in op.match.items():
                 if str(params.get(name)) != str(expected(ctx)):
                     raise JobNotFound(f"job {job_id} is not under {name}={params.get(name)}")
-        if op.secured and job.tenant != tenant:
+        if op.secured and job.tenant != tenant and "foreign_job_200" not in self.faults:
             raise ForeignJob(f"job {job_id} belongs to another tenant",
                              error_name=self.spec.auth.foreign_job)
         info["job_id"] = job.id
         self.engine.read(job)
-        return self.render_job(self.spec.status, job, request, ctx_request)
+        response = self.render_job(self.spec.status, job, request, ctx_request)
+        if self.faults:
+            from .faults import apply_poll_faults
+
+            response = apply_poll_faults(self, job, response)
+        return response
 
     # -- errors ----------------------------------------------------------------------------
 

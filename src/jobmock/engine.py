@@ -209,6 +209,9 @@ class Engine:
         self._ops: dict[str, Operation] = {o.operation_id: o for o in spec.operations}
         self._subscribers: list[Callable[[Event], None]] = []
         self._schedule_listeners: list[Callable[[float], None]] = []
+        #: Switched off only by the mock's deliberate faults (jobmock.faults).
+        self.enforce_gate = True
+        self.honour_idempotency = True
         self._reset_state()
 
     # -- state ------------------------------------------------------------------
@@ -313,7 +316,7 @@ class Engine:
         if spec.idempotency_pointer is not None:
             raw = _pointer_get(body, spec.idempotency_pointer)
             key = raw if isinstance(raw, str) and raw else None
-            if key is not None:
+            if key is not None and self.honour_idempotency:
                 existing = self._idempotency.get((tenant, key))
                 if existing is not None and (job := self.store.get(existing)) is not None:
                     return job, False
@@ -328,7 +331,7 @@ class Engine:
             raise LimitExceeded(f"queue limit of {lim.queue_max} jobs reached",
                                 error_name=lim.queue_error)
         gate_key = None
-        if lim.gate is not None:
+        if lim.gate is not None and self.enforce_gate:
             gctx = {**ctx, "job": {"params": dict(params or {}), "type": job_type,
                                    "tenant": tenant, "request": body}}
             gate_key = f"{tenant}|{lim.gate.key(gctx)}"

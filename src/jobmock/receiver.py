@@ -70,6 +70,26 @@ class Received:
         return hmac.compare_digest(candidate, digest)
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # A burst of webhooks (many jobs ending at one clock step) must not overflow the
+    # listen queue: the default of 5 makes the kernel drop SYNs, and a sender with a
+    # short timeout gives up before the 1 s retransmission.
+    request_queue_size = 1024
+
+
+def _read_chunked(rfile: Any) -> bytes:
+    out = bytearray()
+    while True:
+        size = int(rfile.readline(65537).split(b";", 1)[0].strip() or b"0", 16)
+        if size == 0:
+            while rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                pass  # trailers
+            return bytes(out)
+        out += rfile.read(size)
+        rfile.readline(65537)  # the CRLF after each chunk
+
+
 class WebhookReceiver:
     """Records webhooks on ``http://127.0.0.1:PORT/hook``; see the module docstring."""
 
@@ -92,8 +112,7 @@ class WebhookReceiver:
 
             do_PUT = do_POST
 
-        self._server = ThreadingHTTPServer((host, port), Handler)
-        self._server.daemon_threads = True
+        self._server = _Server((host, port), Handler)
         self._thread: threading.Thread | None = None
 
     @property
@@ -159,8 +178,11 @@ class WebhookReceiver:
     # -- serving ---------------------------------------------------------------------
 
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
-        length = int(handler.headers.get("Content-Length") or 0)
-        body = handler.rfile.read(length) if length else b""
+        if "chunked" in (handler.headers.get("Transfer-Encoding") or "").lower():
+            body = _read_chunked(handler.rfile)
+        else:
+            length = int(handler.headers.get("Content-Length") or 0)
+            body = handler.rfile.read(length) if length else b""
         item = Received(handler.command, handler.path, dict(handler.headers.items()), body,
                         time.time())
         with self._cond:

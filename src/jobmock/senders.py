@@ -52,15 +52,32 @@ class AsyncSender:
     """Sends attempts concurrently from the running event loop."""
 
     def __init__(self, book: DeliveryBook, *, timeout: float | None = None,
-                 concurrency: int = 256) -> None:
+                 concurrency: int = 32) -> None:
         self.book = book
         self.timeout = timeout if timeout is not None else book.timeout
         self._client: httpx.AsyncClient | None = None
+        self._concurrency = concurrency
         self._limit = asyncio.Semaphore(concurrency)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        with contextlib.suppress(RuntimeError):
+            self._loop = asyncio.get_running_loop()
         self._tasks: set[asyncio.Task[None]] = set()
         book.set_sender(self)
 
     def __call__(self, delivery: Delivery, attempt: Attempt) -> None:
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is not None and (self._loop is None or running is self._loop):
+            self._loop = running
+            self._spawn(delivery, attempt)
+        elif self._loop is not None:  # called from another thread (a test moving the clock)
+            self._loop.call_soon_threadsafe(self._spawn, delivery, attempt)
+        else:
+            self.book.report(delivery, attempt, error="no event loop to send from")
+
+    def _spawn(self, delivery: Delivery, attempt: Attempt) -> None:
         task = asyncio.get_running_loop().create_task(self._send(delivery, attempt))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -68,10 +85,15 @@ class AsyncSender:
     async def _send(self, delivery: Delivery, attempt: Attempt) -> None:
         async with self._limit:
             if self._client is None:
-                self._client = httpx.AsyncClient(follow_redirects=False)
+                # The semaphore bounds concurrency; the pool must never be the bottleneck,
+                # and waiting for a pooled connection is not the receiver's time.
+                limits = httpx.Limits(max_connections=self._concurrency,
+                                      max_keepalive_connections=self._concurrency)
+                self._client = httpx.AsyncClient(follow_redirects=False, limits=limits)
+            timeout = httpx.Timeout(self.timeout, pool=None)
             try:
                 response = await self._client.post(delivery.url, content=delivery.body,
-                                                   headers=attempt.headers, timeout=self.timeout)
+                                                   headers=attempt.headers, timeout=timeout)
             except httpx.HTTPError as exc:
                 self.book.report(delivery, attempt, error=_describe(exc))
             except Exception as exc:  # a bad URL must not kill the sender

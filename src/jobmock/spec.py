@@ -659,6 +659,15 @@ class _Builder:
         steps = tuple((int(s["pct"]), str(s["message"])) for s in progress.get("steps", []))
         if any(b[0] < a[0] for a, b in itertools.pairwise(steps)):
             raise self.fail("/x-jobmock/progress/steps", "pct values that never decrease")
+        for i, inv in enumerate((ext.get("contract") or {}).get("invariants") or []):
+            for word in inv.get("status") or []:
+                if word not in lc.states:
+                    raise self.fail(f"/x-jobmock/contract/invariants/{i}/status",
+                                    f"status words from {sorted(lc.states)}, got {word!r}")
+            if inv["kind"] == "length_equals" and "other" not in inv:
+                raise self.fail(f"/x-jobmock/contract/invariants/{i}", "other: a pointer, for length_equals")
+            if inv["kind"] == "echoes_items" and "request" not in inv:
+                raise self.fail(f"/x-jobmock/contract/invariants/{i}", "request: a pointer, for echoes_items")
         info = self.doc.get("info") or {}
         return ApiSpec(
             name=ext.get("name", default_name),

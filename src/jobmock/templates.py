@@ -13,16 +13,26 @@ context mapping:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from .errors import SpecError
 
-__all__ = ["ROOTS", "Renderer", "compile_template", "iso", "lookup", "render_string"]
+__all__ = [
+    "ROOTS",
+    "Renderer",
+    "compile_template",
+    "iso",
+    "lookup",
+    "render_string",
+    "template_leaves",
+    "template_pointers",
+]
 
 Renderer = Callable[[Mapping[str, Any]], Any]
 
@@ -41,8 +51,12 @@ _FILTERS: dict[str, Callable[[Any], Any]] = {
 
 def iso(ts: float | None) -> str | None:
     """ISO 8601 UTC with milliseconds and ``Z``, or None."""
-    if ts is None:
-        return None
+    return None if ts is None else _iso(ts)
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso(ts: float) -> str:
+    # A job's timestamps are rendered on every poll: strftime was a quarter of a poll's cost.
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
@@ -190,3 +204,31 @@ def _compile_each(tpl: dict[str, Any], file: str, where: str, roots: frozenset[s
         return out
 
     return each
+
+
+def template_leaves(tpl: Any, pointer: str = "") -> Iterator[tuple[str, Any]]:
+    """``(JSON pointer, leaf)`` for every leaf of an uncompiled template.
+
+    Both branches of a ``$if`` share its pointer; ``$each`` bodies are not walked.
+    """
+    if isinstance(tpl, dict):
+        if "$if" in tpl:
+            yield from template_leaves(tpl.get("then"), pointer)
+            yield from template_leaves(tpl.get("else"), pointer)
+            return
+        if "$each" in tpl:
+            return
+        for key, sub in tpl.items():
+            name = str(key).removesuffix("?").replace("~", "~0").replace("/", "~1")
+            yield from template_leaves(sub, f"{pointer}/{name}")
+    elif isinstance(tpl, list):
+        for i, sub in enumerate(tpl):
+            yield from template_leaves(sub, f"{pointer}/{i}")
+    else:
+        yield pointer, tpl
+
+
+def template_pointers(tpl: Any, placeholder: str) -> list[str]:
+    """Where a template puts exactly ``{placeholder}`` (e.g. ``job.result``)."""
+    want = "{" + placeholder + "}"
+    return [p for p, leaf in template_leaves(tpl) if leaf == want]

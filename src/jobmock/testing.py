@@ -11,11 +11,17 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 from .asgi import create_app
+from .bundled import resolve_spec
+from .clock import VirtualClock
 from .dispatch import Mock
+from .spec import ApiSpec
 
-__all__ = ["LiveServer", "free_port"]
+__all__ = ["LiveServer", "free_port", "serve_mock"]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -65,3 +71,11 @@ class LiveServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+@contextmanager
+def serve_mock(api: str | ApiSpec, **options: Any) -> Iterator[LiveServer]:
+    """A mock of ``api`` served on a free loopback port (virtual clock unless ``clock=`` says)."""
+    options.setdefault("clock", VirtualClock())
+    with LiveServer(Mock(resolve_spec(api), **options)) as server:
+        yield server

@@ -107,6 +107,9 @@ class DeliveryBook:
         self._sender: Sender | None = None
         self._outbox: list[tuple[Delivery, Attempt]] = []
         self._listeners: list[Callable[[Delivery, Attempt], None]] = []
+        #: Switched only by the mock's deliberate faults (jobmock.faults).
+        self.wrong_signature = False
+        self.retries_enabled = True
         engine.subscribe(self._on_event)
 
     # -- wiring ------------------------------------------------------------------------
@@ -190,7 +193,8 @@ class DeliveryBook:
         headers[ATTEMPT_HEADER] = str(number)
         sig = self.config.signature
         if sig is not None and self.secret is not None:
-            headers[sig.header] = sign(self.secret, delivery.body, sig.format, int(now))
+            secret = self.secret + "-wrong" if self.wrong_signature else self.secret
+            headers[sig.header] = sign(secret, delivery.body, sig.format, int(now))
         attempt = Attempt(number, delivery.next_at if delivery.next_at is not None else now,
                           headers, sent_at=now)
         delivery.attempts.append(attempt)
@@ -203,14 +207,14 @@ class DeliveryBook:
     def report(self, delivery: Delivery, attempt: Attempt, *, status: int | None = None,
                error: str | None = None) -> None:
         """Record the answer to ``attempt``; schedule the next one or end the delivery."""
-        if attempt.finished_at is not None:
-            return
+        if attempt.finished_at is not None or self._deliveries.get(delivery.id) is not delivery:
+            return  # answered already, or forgotten by reset(): never retry it
         now = self.engine.clock.now()
         attempt.finished_at, attempt.status, attempt.error = now, status, error
         if attempt.ok:
             delivery.state = "delivered"
         else:
-            delay = delivery.policy.delay_after(attempt.number)
+            delay = delivery.policy.delay_after(attempt.number) if self.retries_enabled else None
             if delay is None:
                 delivery.state = "exhausted"
             else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from .client import Exchange
-from .specview import SpecView, pointer_get
+from .specview import pointer_get
 from .violations import ContractViolation
 
 if TYPE_CHECKING:
@@ -412,7 +413,7 @@ def check_webhook_retries(ctx: SuiteContext, obs: Observation) -> None:
     bodies = {a.body for a in attempts}
     if len(bodies) > 1:
         raise fail(ctx, "webhook_retries", "retries of one delivery carried different bodies")
-    for n, (a, b) in enumerate(zip(attempts, attempts[1:], strict=False), start=1):
+    for n, (_a, _b) in enumerate(itertools.pairwise(attempts), start=1):
         gap = obs.extra["times"][n] - obs.extra["times"][n - 1]
         delay = policy.delay_after(n) or 0
         if gap + 1e-6 < delay:

@@ -274,7 +274,8 @@ def _case_strategy(op: Operation, schema: Any) -> st.SearchStrategy[tuple[dict[s
             body = None
         return params, body
 
-    return api_op.as_strategy().map(unpack)
+    strategy: st.SearchStrategy[tuple[dict[str, Any], Any]] = api_op.as_strategy().map(unpack)
+    return strategy
 
 
 def build_machine(spec: ApiSpec, make_context: Callable[[], SuiteContext]) -> type[RuleBasedStateMachine]:

@@ -7,7 +7,7 @@ suite judges any server by what the spec says.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -15,6 +15,7 @@ from typing import Any
 import jsonschema
 
 from ..spec import TERMINAL_ROLES, ApiSpec, Operation
+from ..templates import template_leaves, template_pointers
 from ..validation import schema_validator
 
 __all__ = ["SpecView", "pointer_get"]
@@ -34,25 +35,6 @@ def pointer_get(doc: Any, pointer: str) -> tuple[bool, Any]:
         else:
             return False, None
     return True, node
-
-
-def _walk(tpl: Any, pointer: str = "") -> Iterator[tuple[str, Any]]:
-    """(pointer, leaf) for every leaf of a template; $if branches share the pointer."""
-    if isinstance(tpl, dict):
-        if "$if" in tpl:
-            yield from _walk(tpl.get("then"), pointer)
-            yield from _walk(tpl.get("else"), pointer)
-            return
-        if "$each" in tpl:
-            return
-        for key, sub in tpl.items():
-            name = str(key).removesuffix("?").replace("~", "~0").replace("/", "~1")
-            yield from _walk(sub, f"{pointer}/{name}")
-    elif isinstance(tpl, list):
-        for i, sub in enumerate(tpl):
-            yield from _walk(sub, f"{pointer}/{i}")
-    else:
-        yield pointer, tpl
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,8 +108,7 @@ class SpecView:
 
     def pointers_of(self, render: str, placeholder: str) -> list[str]:
         """Where a render template puts exactly ``{placeholder}``."""
-        want = "{" + placeholder + "}"
-        return [p for p, leaf in _walk(self.render_template(render)) if leaf == want]
+        return template_pointers(self.render_template(render), placeholder)
 
     def status_pointers(self, placeholder: str) -> list[str]:
         return self.pointers_of(self.spec.status.render, placeholder)
@@ -136,7 +117,7 @@ class SpecView:
         """The fixed leaves of a named error body: what every server must send verbatim."""
         body = self.ext["errors"][name]["body"]
         out = []
-        for pointer, leaf in _walk(body):
+        for pointer, leaf in template_leaves(body):
             if isinstance(leaf, str) and _PLACEHOLDER.search(leaf):
                 continue
             out.append(Constant(pointer, leaf))

@@ -1,0 +1,117 @@
+"""Deliberate contract violations the mock can switch on, one at a time or together.
+
+They exist so QA can reproduce a broken server on purpose, and so the contract suite can
+prove it has teeth: with a fault on, the suite must fail with the check that names it.
+Switch them with ``jobmock serve --fault NAME``, ``POST /_jobmock/faults``, or
+``Mock.set_faults``. Each names the contract check (``jobmock.contract.checks``) that
+catches it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .templates import iso, template_pointers
+
+if TYPE_CHECKING:
+    from .dispatch import Mock, Response
+    from .engine import Job
+
+__all__ = ["FAULTS", "Fault", "apply_poll_faults"]
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    name: str
+    description: str
+    check: str
+
+
+FAULTS: dict[str, Fault] = {f.name: f for f in [
+    Fault("drop_retry_after", "Retry-After is never sent", "retry_after"),
+    Fault("terminal_changes", "a finished job reports another terminal status on later polls",
+          "lifecycle"),
+    Fault("data_while_running", "a job's result is shown while it is queued or running",
+          "outcome_fields"),
+    Fault("error_on_completed", "a completed job also carries an error", "outcome_fields"),
+    Fault("wrong_status_word", "polls report a status word the spec does not have", "poll_schema"),
+    Fault("foreign_job_200", "another tenant's job is answered as if it were the caller's", "auth"),
+    Fault("foreign_403", "another tenant's job gets 403 instead of the spec's answer", "auth"),
+    Fault("auth_missing_403", "a request without credentials gets 403 instead of the spec's answer",
+          "auth"),
+    Fault("unknown_job_500", "polling an unknown job id answers 500", "errors"),
+    Fault("validation_500", "an invalid body answers 500", "errors"),
+    Fault("missing_location", "202 answers lose their Location header", "submit_answer"),
+    Fault("preference_unclamped", "Preference-Applied echoes the asked wait, unclamped",
+          "inline_wait"),
+    Fault("inline_200_while_running", "an inline wait that runs out answers as if the job ended",
+          "inline_wait"),
+    Fault("gate_ignored", "a second dispatch is accepted while a run of its gate is in flight",
+          "limits"),
+    Fault("idempotency_ignored", "a resubmitted idempotency key creates a new job", "limits"),
+    Fault("results_out_of_order", "list results come back in reverse order", "invariants"),
+    Fault("timestamps_backwards", "updated_at goes backwards across polls", "invariants"),
+    Fault("progress_backwards", "progress_pct goes down across polls", "invariants"),
+    Fault("wrong_signature", "webhooks are signed with the wrong secret", "webhooks"),
+    Fault("no_webhook_retry", "a failed webhook is never retried", "webhook_retries"),
+]}
+
+
+def _set(doc: Any, pointer: str, value: Any) -> None:
+    parts = [p.replace("~1", "/").replace("~0", "~") for p in pointer.lstrip("/").split("/")]
+    node = doc
+    for part in parts[:-1]:
+        if not isinstance(node, dict) or part not in node:
+            return
+        node = node[part]
+    if isinstance(node, dict) and parts[-1] in node:
+        node[parts[-1]] = value
+
+
+def _get(doc: Any, pointer: str) -> Any:
+    node = doc
+    for part in pointer.lstrip("/").split("/"):
+        if not isinstance(node, dict):
+            return None
+        node = node.get(part.replace("~1", "/").replace("~0", "~"))
+    return node
+
+
+def apply_poll_faults(mock: Mock, job: Job, response: Response) -> Response:
+    """Break a status answer the ways the switched-on faults say."""
+    faults = mock.faults
+    spec = mock.spec
+    if "drop_retry_after" in faults:
+        response.headers = [(k, v) for k, v in response.headers if k.lower() != "retry-after"]
+    tpl = spec.document["x-jobmock"]["render"][spec.status.render]
+    role = spec.lifecycle.states[job.status]
+    body = json.loads(response.body)
+    status_pointer = spec.lifecycle.status_pointer
+    if "terminal_changes" in faults and role != "queued" and job.polls >= 2 \
+            and mock.engine.is_terminal(job):
+        other = sorted(w for w in spec.lifecycle.terminal_words if w != job.status)
+        if other:
+            _set(body, status_pointer, other[0])
+    if "wrong_status_word" in faults:
+        _set(body, status_pointer, "DONE-ISH")
+    if "data_while_running" in faults and role in ("queued", "running"):
+        for p in template_pointers(tpl, "job.result"):
+            _set(body, p, {"partial": True})
+    if "error_on_completed" in faults and role == "completed":
+        for p in template_pointers(tpl, "job.error"):
+            _set(body, p, {"type": "bogus", "code": "bogus", "message": "bogus"})
+    if "results_out_of_order" in faults:
+        for p in template_pointers(tpl, "job.result"):
+            value = _get(body, p)
+            if isinstance(value, list) and len(value) > 1:
+                _set(body, p, list(reversed(value)))
+    if "timestamps_backwards" in faults:
+        for p in template_pointers(tpl, "job.updated_at"):
+            _set(body, p, iso(job.created_at - 60 * job.polls))
+    if "progress_backwards" in faults:
+        for p in template_pointers(tpl, "job.progress_pct"):
+            _set(body, p, max(0, 100 - 10 * job.polls))
+    response.body = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    return response
