@@ -97,7 +97,29 @@ class JobmockApp:
         result = self.mock.dispatch(request)
         if isinstance(result, Suspend):
             result = await self._hold(result)
+        if result.delay > 0:
+            await self._sleep_clock(result.delay)
+        if result.drop:
+            return  # no response: the server closes the connection
         await _send(send, result, head=scope["method"] == "HEAD")
+
+    async def _sleep_clock(self, seconds: float) -> None:
+        """Wait ``seconds`` of clock time: scaled on a real clock, via a timer on a virtual one."""
+        clock = self.mock.clock
+        if clock.speed > 0:
+            await asyncio.sleep(seconds / clock.speed)
+            return
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def wake() -> None:
+            if not done.done():
+                done.set_result(None)
+
+        timer = self.mock.engine.call_at(clock.now() + seconds, wake)
+        try:
+            await done
+        finally:
+            timer.cancel()
 
     async def _hold(self, suspend: Suspend) -> Response:
         loop = asyncio.get_running_loop()

@@ -142,13 +142,16 @@ def banner(spec: ApiSpec, base: str, clock: str, speed: float, seed: int) -> str
               help="HMAC secret for signed webhooks (default: the spec's demo secret).")
 @click.option("--webhook-timeout", default=None, type=float,
               help="Seconds to wait for a webhook receiver (default: the spec's).")
+@click.option("--scenario", "scenario", default=None, metavar="FILE",
+              help="Load a QA scenario file (see fixtures/ and `jobmock scenarios`).")
 @click.option("--fault", "faults", multiple=True, metavar="NAME",
               help="Switch on a deliberate contract violation (repeatable; see GET /_jobmock/faults).")
 @click.option("--server", type=click.Choice(["uvicorn", "granian"]), default="uvicorn",
               show_default=True, help="The ASGI server (granian must be installed).")
 def serve(api: str, host: str, port: int, clock_kind: str, speed: float, seed: int,
           journal_size: int, allow_private_callbacks: bool, webhook_secret: str | None,
-          webhook_timeout: float | None, faults: tuple[str, ...], server: str) -> None:
+          webhook_timeout: float | None, scenario: str | None, faults: tuple[str, ...],
+          server: str) -> None:
     """Serve a stateful mock of API (a bundled name or a spec file)."""
     from .asgi import create_app
     from .clock import make_clock
@@ -164,6 +167,13 @@ def serve(api: str, host: str, port: int, clock_kind: str, speed: float, seed: i
         mock.set_faults(faults)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--fault") from exc
+    if scenario is not None:
+        from .errors import ScenarioError
+
+        try:
+            mock.load_scenario(scenario)
+        except ScenarioError as exc:
+            raise click.ClickException(str(exc)) from exc
     app = create_app(mock)
     base = f"http://{host}:{port}"
     click.echo(banner(spec, base, clock_kind, speed, seed))
@@ -175,6 +185,9 @@ def serve(api: str, host: str, port: int, clock_kind: str, speed: float, seed: i
 
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
                 lifespan="on")
+    from .behaviour import client_summary
+
+    click.echo(client_summary(mock))
     click.echo("jobmock stopped.")
 
 
@@ -188,6 +201,20 @@ def _serve_granian(app: Any, host: str, port: int) -> None:
 
     server = Server(app, address=host, port=port, interface=Interfaces.ASGI)
     asyncio.run(server.serve())
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def scenarios(as_json: bool) -> None:
+    """List the QA scenarios in fixtures/ with their one-line descriptions."""
+    from .scenarios import catalog
+
+    items = catalog()
+    if as_json:
+        click.echo(json.dumps(items, indent=2))
+        return
+    for item in items:
+        click.echo(f"{item['api']:<11} {item['file']:<48} {item['description']}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -15,6 +15,8 @@ GET/POST /_jobmock/advance            how jobs advance: ``{"mode": "time"|"polls
                                       "polls": N}`` (applies to jobs submitted after)
 GET      /_jobmock/webhooks           every webhook delivery and attempt (``?job_id=``)
 GET/POST /_jobmock/faults             deliberate contract violations: ``{"faults": [names]}``
+GET/POST /_jobmock/scenario           load a scenario (its YAML as JSON), or see which is loaded
+GET      /_jobmock/report             how the client behaved (see jobmock.behaviour)
 GET      /_jobmock/spec               the OpenAPI document this mock serves
 POST     /_jobmock/reset              forget every job and journal entry
 =======  ===========================  ===============================================
@@ -153,6 +155,22 @@ def _route(mock: Mock, request: Request) -> tuple[int, Any]:
         except ValueError as exc:
             raise _Bad(400, str(exc)) from None
         return 200, {"enabled": sorted(mock.faults)}
+    if parts == ["scenario"] and method == "POST":
+        from .errors import ScenarioError
+
+        try:
+            scenario = mock.load_scenario(_body(request))
+        except ScenarioError as exc:
+            raise _Bad(400, str(exc)) from None
+        return 200, {"loaded": getattr(scenario, "name", None)}
+    if parts == ["scenario"] and method == "GET":
+        scenario = mock.scenario
+        return 200, {"loaded": getattr(scenario, "name", None),
+                     "description": getattr(scenario, "description", None)}
+    if parts == ["report"] and method == "GET":
+        from .behaviour import client_report
+
+        return 200, client_report(mock)
     if parts == ["spec"] and method == "GET":
         return 200, mock.spec.document
     if parts == ["reset"] and method == "POST":

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .clock import Clock, VirtualClock
-from .engine import Advance, Engine, Job
+from .engine import Advance, Engine, Job, JobPlan
 from .errors import (
     ApiError,
     ForeignJob,
@@ -40,7 +40,7 @@ from .urlrules import check_callback_url
 from .validation import OperationValidator
 from .webhooks import DeliveryBook
 
-__all__ = ["CONTROL_PREFIX", "Mock", "Request", "Response", "Suspend"]
+__all__ = ["CONTROL_PREFIX", "Mock", "Request", "Response", "ResponseHook", "SubmitHook", "Suspend"]
 
 #: Where the control plane lives; no API path starts with it.
 CONTROL_PREFIX = "/_jobmock/"
@@ -73,6 +73,10 @@ class Response:
     status: int
     headers: list[tuple[str, str]]
     body: bytes
+    #: Clock seconds an adapter waits before answering (a scenario's latency).
+    delay: float = 0.0
+    #: The adapter closes the connection without answering (a scenario's dropped connection).
+    drop: bool = False
 
     def json(self) -> Any:
         return json.loads(self.body) if self.body else None
@@ -80,6 +84,13 @@ class Response:
     def header(self, name: str) -> str | None:
         name = name.lower()
         return next((v for k, v in self.headers if k.lower() == name), None)
+
+
+#: Called before a job is created: may return a plan for it, or raise an ApiError
+#: (e.g. LimitExceeded to reproduce a full queue). Arguments: operation, request, tenant, body.
+SubmitHook = Callable[["Operation", "Request", "str | None", Any], "JobPlan | None"]
+#: Called with every API answer before it is journaled; returns the answer to send.
+ResponseHook = Callable[["Request", "Response", dict[str, Any]], "Response"]
 
 
 @dataclass(slots=True)
@@ -141,6 +152,9 @@ class Mock:
         self._dynamic.sort(key=lambda r: -r.static)
         self._credentials = spec.auth.credential_tenants
         self.faults: frozenset[str] = frozenset()
+        self.submit_hooks: list[SubmitHook] = []
+        self.response_hooks: list[ResponseHook] = []
+        self.scenario: Any = None
 
     def set_faults(self, names: Iterable[str]) -> None:
         """Switch on exactly these deliberate contract violations (see :mod:`jobmock.faults`)."""
@@ -178,14 +192,27 @@ class Mock:
             inner = result.finish
 
             def finish() -> Response:
-                response = inner()
+                response = self._after(request, inner(), info)
                 self._record(request, response, info, started)
                 return response
 
             result.finish = finish
             return result
+        result = self._after(request, result, info)
         self._record(request, result, info, started)
         return result
+
+    def _after(self, request: Request, response: Response, info: dict[str, Any]) -> Response:
+        for hook in self.response_hooks:
+            response = hook(request, response, info)
+        return response
+
+    def load_scenario(self, source: Any) -> Any:
+        """Install a scenario (a path, or its parsed mapping); see :mod:`jobmock.scenarios`."""
+        from .scenarios import install_scenario
+
+        self.scenario = install_scenario(self, source)
+        return self.scenario
 
     def _error_faults(self, exc: ApiError, response: Response) -> Response:
         if ("unknown_job_500" in self.faults and isinstance(exc, JobNotFound)) or (
@@ -210,6 +237,8 @@ class Mock:
         """Forget every job and journal entry (the clock keeps its time)."""
         self.engine.reset()
         self.journal.clear()
+        if self.scenario is not None and hasattr(self.scenario, "reset"):
+            self.scenario.reset()
         if self.webhooks is not None:
             self.webhooks.reset()
 
@@ -306,9 +335,12 @@ class Mock:
                                              allow_private=self.allow_private_callbacks)
                 if problem:
                     raise ValidationFailed(problem)
+        plan = None
+        for hook in self.submit_hooks:
+            plan = hook(op, request, tenant, body) or plan
         job, _ = self.engine.submit(op, tenant=tenant, body=body, params=params, query=query,
                                     callback_url=callback_url, request_context=ctx_request,
-                                    base_url=request.base_url)
+                                    base_url=request.base_url, plan=plan)
         info["job_id"] = job.id
         wait, applied = self._wait_for(op, request, query)
         extra: list[tuple[str, str]] = []

@@ -27,7 +27,7 @@ from .spec import TERMINAL_ROLES, ApiSpec, Operation
 from .store import JobStore, MemoryStore
 from .templates import iso, lookup
 
-__all__ = ["Advance", "Engine", "Event", "Job", "JobView", "Timer", "Watch"]
+__all__ = ["Advance", "Engine", "Event", "Job", "JobPlan", "JobView", "Timer", "Watch"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +43,23 @@ class Advance:
             raise ValueError(f"advance mode must be time, polls or manual, got {self.mode!r}")
         if self.polls < 1:
             raise ValueError(f"polls must be at least 1, got {self.polls}")
+
+
+@dataclass(frozen=True, slots=True)
+class JobPlan:
+    """Overrides of what the timing model would draw for one job (None: draw as usual).
+
+    ``polls``: under this plan the job moves one step every ``polls`` reads instead of by
+    time. ``error`` / ``result`` replace what the outcome would carry.
+    """
+
+    queued_for: float | None = None
+    running_for: float | None = None
+    outcome: str | None = None
+    error: Any = None
+    result: Any = None
+    polls: int | None = None
+    manual: bool = False
 
 
 @dataclass(slots=True)
@@ -302,7 +319,7 @@ class Engine:
     def submit(self, operation: Operation | str, *, tenant: str | None, body: Any = None,
                params: Mapping[str, str] | None = None, query: Mapping[str, str] | None = None,
                callback_url: str | None = None, request_context: Mapping[str, Any] | None = None,
-               base_url: str | None = None) -> tuple[Job, bool]:
+               base_url: str | None = None, plan: JobPlan | None = None) -> tuple[Job, bool]:
         """Create a job (or return the one its idempotency key names).
 
         Returns ``(job, created)``. Raises :class:`LimitExceeded` when the queue
@@ -349,6 +366,18 @@ class Engine:
         words = [w for w, _ in spec.timing.outcomes]
         weights = [w for _, w in spec.timing.outcomes]
         outcome = self.rng.choices(words, weights)[0]
+        advance = self.advance
+        if plan is not None:
+            queued_for = plan.queued_for if plan.queued_for is not None else queued_for
+            running_for = plan.running_for if plan.running_for is not None else running_for
+            if plan.outcome is not None:
+                if plan.outcome not in spec.lifecycle.states:
+                    raise ValueError(f"plan outcome {plan.outcome!r} is not a status word")
+                outcome = plan.outcome
+            if plan.manual:
+                advance = Advance("manual")
+            elif plan.polls is not None:
+                advance = Advance("polls", plan.polls)
         items = _pointer_get(body, op.items_pointer) if op.items_pointer else None
         cost = op.credits if op.credits is not None else spec.credits_cost
         job = Job(
@@ -356,11 +385,13 @@ class Engine:
             operation_id=op.operation_id, request=body, params=dict(params or {}),
             query=dict(query or {}), status=spec.lifecycle.queued, created_at=now,
             updated_at=now, queued_for=queued_for, running_for=running_for, outcome=outcome,
-            advance=self.advance, idempotency_key=key, callback_url=callback_url, base_url=base_url,
+            advance=advance, idempotency_key=key, callback_url=callback_url, base_url=base_url,
             items_count=len(items) if isinstance(items, list) else None,
             credits_to_charge=cost, credits_charged=0 if cost is not None else None,
             gate_key=gate_key,
         )
+        if plan is not None:
+            job.forced_error, job.forced_result = plan.error, plan.result
         job.history.append((job.status, now))
         self.store.put(job)
         self._queued[tenant] = self._queued.get(tenant, 0) + 1

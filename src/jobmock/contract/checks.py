@@ -261,7 +261,8 @@ def check_invariants(ctx: SuiteContext, obs: Observation) -> None:
             want = len(other) if isinstance(other, list) else other
             if not isinstance(value, list) or len(value) != want:
                 got = len(value) if isinstance(value, list) else value
-                raise fail(ctx, "invariants", f"{label}: {pointer} has {got!r} items, {inv['other']} says {want!r}")
+                raise fail(ctx, "invariants",
+                           f"{label}: {pointer} has {got!r} items, {inv['other']} says {want!r}")
         elif kind == "echoes_items":
             _, items = pointer_get(job.body, inv["request"])
             items = items if isinstance(items, list) else []
@@ -292,10 +293,10 @@ def check_inline(ctx: SuiteContext, obs: Observation) -> None:
                                        f"{held_limit:.1f}s the wait allows")
     final = obs.extra.get("word_after")
     pending = op.responses.get("pending")
-    if final is not None and pending is not None and ex.status != pending.status:
-        if not ctx.view.is_terminal(final):
-            raise fail(ctx, "inline_wait", f"answered {ex.status} (a finished job's answer) but the "
-                                           f"job is {final!r}")
+    if (final is not None and pending is not None and ex.status != pending.status
+            and not ctx.view.is_terminal(final)):
+        raise fail(ctx, "inline_wait", f"answered {ex.status} (a finished job's answer) but the "
+                                       f"job is {final!r}")
 
 
 # -- 7, 8. auth, errors, limits -----------------------------------------------------------------
@@ -392,13 +393,15 @@ def check_webhook(ctx: SuiteContext, obs: Observation) -> None:
                       f"the webhook body for job {job.id}")
         for name, value in obs.extra["expected_headers"].items():
             if d.header(name) != value:
-                raise fail(ctx, "webhooks", f"webhook header {name} is {d.header(name)!r}, expected {value!r}")
+                raise fail(ctx, "webhooks",
+                           f"webhook header {name} is {d.header(name)!r}, expected {value!r}")
     final = deliveries[-1]
-    if hooks.render == ctx.spec.status.render and obs.extra.get("final_body") is not None:
-        if ctx.terminal_snapshot(final.json()) != ctx.terminal_snapshot(obs.extra["final_body"]):
-            raise fail(ctx, "webhooks", f"the last webhook for job {job.id} says "
-                                        f"{ctx.terminal_snapshot(final.json())}, the poll says "
-                                        f"{ctx.terminal_snapshot(obs.extra['final_body'])}")
+    final_body = obs.extra.get("final_body")
+    if (hooks.render == ctx.spec.status.render and final_body is not None
+            and ctx.terminal_snapshot(final.json()) != ctx.terminal_snapshot(final_body)):
+        raise fail(ctx, "webhooks", f"the last webhook for job {job.id} says "
+                                    f"{ctx.terminal_snapshot(final.json())}, the poll says "
+                                    f"{ctx.terminal_snapshot(final_body)}")
 
 
 @register("webhook_retries", "Webhook retries do not follow the spec's schedule", "webhook_retries")
