@@ -177,7 +177,10 @@ def _to_request(scope: Scope, body: bytes) -> Request:
     if host is None:
         server = scope.get("server") or ("127.0.0.1", 80)
         host = f"{server[0]}:{server[1]}"
-    return Request(method=scope["method"], path=scope["path"], query=query, headers=headers,
+    raw_path = scope.get("raw_path")
+    # Route on the raw path, so an encoded "/" inside a path parameter stays inside it.
+    path = raw_path.decode("latin-1") if raw_path else scope["path"]
+    return Request(method=scope["method"], path=path, query=query, headers=headers,
                    body=body, base_url=f"{scope.get('scheme', 'http')}://{host}", query_string=qs)
 
 

@@ -18,6 +18,7 @@ import binascii
 import json
 import re
 import time
+from urllib.parse import unquote
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -155,6 +156,8 @@ class Mock:
         self.submit_hooks: list[SubmitHook] = []
         self.response_hooks: list[ResponseHook] = []
         self.scenario: Any = None
+        #: Jobs a fault has already seen (jobmock.faults), cleared by reset().
+        self.fault_memory: set[str] = set()
 
     def set_faults(self, names: Iterable[str]) -> None:
         """Switch on exactly these deliberate contract violations (see :mod:`jobmock.faults`)."""
@@ -237,6 +240,7 @@ class Mock:
         """Forget every job and journal entry (the clock keeps its time)."""
         self.engine.reset()
         self.journal.clear()
+        self.fault_memory.clear()
         if self.scenario is not None and hasattr(self.scenario, "reset"):
             self.scenario.reset()
         if self.webhooks is not None:
@@ -253,7 +257,8 @@ class Mock:
                 m = candidate.pattern.match(path)
                 if m:
                     route = candidate
-                    params = dict(zip(candidate.names, m.groups(), strict=True))
+                    params = {name: unquote(value)
+                              for name, value in zip(candidate.names, m.groups(), strict=True)}
                     break
         if route is None:
             return None, {}, False
@@ -389,7 +394,8 @@ class Mock:
         rdef = self.pick_response(op.responses, job)
         if self.faults:
             if "inline_200_while_running" in self.faults and not self.engine.is_terminal(job):
-                rdef = next((r for k, r in op.responses.items() if k != "pending"), rdef)
+                rdef = op.responses.get("terminal") or next(
+                    (r for k, r in op.responses.items() if k != "pending"), rdef)
             response = self.render_job(rdef, job, request, ctx_request, extra)
             if "missing_location" in self.faults:
                 response.headers = [(k, v) for k, v in response.headers if k.lower() != "location"]

@@ -89,16 +89,21 @@ def apply_poll_faults(mock: Mock, job: Job, response: Response) -> Response:
     role = spec.lifecycle.states[job.status]
     body = json.loads(response.body)
     status_pointer = spec.lifecycle.status_pointer
-    if "terminal_changes" in faults and role != "queued" and job.polls >= 2 \
-            and mock.engine.is_terminal(job):
-        other = sorted(w for w in spec.lifecycle.terminal_words if w != job.status)
-        if other:
-            _set(body, status_pointer, other[0])
+    if "terminal_changes" in faults and mock.engine.is_terminal(job):
+        # The first terminal answer is honest; later ones report another terminal word.
+        if job.id in mock.fault_memory:
+            other = sorted(w for w in spec.lifecycle.terminal_words if w != job.status)
+            if other:
+                _set(body, status_pointer, other[0])
+        mock.fault_memory.add(job.id)
     if "wrong_status_word" in faults:
         _set(body, status_pointer, "DONE-ISH")
     if "data_while_running" in faults and role in ("queued", "running"):
+        # The result the job will have, shown early (so it still matches the schema).
+        op = next(o for o in spec.operations if o.operation_id == job.operation_id)
+        early = op.result({"job": mock.engine.view(job)}) if op.result is not None else {"x": 1}
         for p in template_pointers(tpl, "job.result"):
-            _set(body, p, {"partial": True})
+            _set(body, p, early)
     if "error_on_completed" in faults and role == "completed":
         for p in template_pointers(tpl, "job.error"):
             _set(body, p, {"type": "bogus", "code": "bogus", "message": "bogus"})

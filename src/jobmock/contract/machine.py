@@ -13,6 +13,7 @@ import json
 import threading
 import time
 import uuid
+from urllib.parse import unquote
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -267,8 +268,9 @@ def _case_strategy(op: Operation, schema: Any) -> st.SearchStrategy[tuple[dict[s
     api_op = schema.find_operation_by_id(op.operation_id)
 
     def unpack(case: Any) -> tuple[dict[str, Any], Any]:
-        params = {k: ("x" if v in (".", "..", "") else v)
-                  for k, v in (case.path_parameters or {}).items()}
+        # schemathesis hands path parameters over percent-encoded; the client encodes them.
+        decoded = {k: unquote(str(v)) for k, v in (case.path_parameters or {}).items()}
+        params = {k: ("x" if v in (".", "..", "") else v) for k, v in decoded.items()}
         body = case.body if op.body_schema is not None else None
         if body is not None and type(body).__name__ == "NotSet":
             body = None
@@ -320,14 +322,16 @@ def build_machine(spec: ApiSpec, make_context: Callable[[], SuiteContext]) -> ty
                            if j.op is op and j.params == params and j.tenant is tenant]
                 if holders:
                     run_checks(ctx, Observation("gate", ex, holders[-1], {
-                        "holder": holders[-1].id, "holder_blocking": False}))
+                        "holder": holders[-1].id, "holders": [j.id for j in holders],
+                        "holder_blocking": False}))
                     return None
             queue_error = spec.limits.queue_error
             if queue_error is not None and ex.status == ctx.view.error_status(queue_error) \
                     and ex.status not in ctx.view.submit_statuses[op.operation_id]:
                 run_checks(ctx, Observation("queue_full", ex, None, {"op": op}))
                 return None
-            job_id = ctx.job_id_of(op, ex) if ex.status < 300 else None
+            allowed = ctx.view.submit_statuses[op.operation_id]
+            job_id = ctx.job_id_of(op, ex) if ex.status in allowed else None
             run_checks(ctx, Observation("submit", ex, None,
                                         {"op": op, "job_id": job_id, "new": True}))
             assert job_id is not None

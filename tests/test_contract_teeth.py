@@ -1,0 +1,80 @@
+"""The contract suite has teeth: each deliberate fault of the mock is caught by the check
+that names it, and the clean mock passes.
+
+Each row runs the suite (no shrinking, for speed) against a real mock server with one
+fault switched on, and expects a ContractViolation from exactly the fault's check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from jobmock.contract import ContractViolation
+from jobmock.contract.runner import RunOptions, run_machine, run_webhook_schedule
+from jobmock.faults import FAULTS
+from jobmock.receiver import WebhookReceiver
+from jobmock.spec import ApiSpec
+from jobmock.bundled import resolve_spec
+from jobmock.testing import serve_mock
+
+#: Which API shows each fault: the first one whose spec declares the behaviour it breaks.
+WHERE = {
+    "drop_retry_after": "croma",
+    "terminal_changes": "croma",
+    "data_while_running": "croma",
+    "error_on_completed": "croma",
+    "wrong_status_word": "enrich",
+    "foreign_job_200": "croma",
+    "foreign_403": "enrich",
+    "auth_missing_403": "cloro",
+    "unknown_job_500": "bronid",
+    "validation_500": "cloro",
+    "missing_location": "croma",
+    "preference_unclamped": "croma",
+    "inline_200_while_running": "croma",
+    "gate_ignored": "bronid",
+    "idempotency_ignored": "cloro",
+    "results_out_of_order": "enrich",
+    "timestamps_backwards": "croma",
+    "progress_backwards": "docimprint",
+    "wrong_signature": "croma",
+    "no_webhook_retry": "cloro",
+}
+
+OPTIONS = RunOptions(examples=12, steps=30, shrink=False)
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver() as r:
+        yield r
+
+
+def run_suite(spec: ApiSpec, url: str, receiver: WebhookReceiver) -> None:
+    run_machine(spec, url, OPTIONS, receiver)
+    if spec.webhooks is not None:
+        run_webhook_schedule(spec, url, OPTIONS, receiver)
+
+
+def test_every_fault_has_a_row() -> None:
+    assert set(WHERE) == set(FAULTS)
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_the_suite_catches_the_fault(fault: str, receiver: WebhookReceiver) -> None:
+    spec = resolve_spec(WHERE[fault])
+    with serve_mock(spec, seed=3, allow_private_callbacks=True, webhook_timeout=2.0) as server:
+        server.mock.set_faults([fault])
+        with pytest.raises(ContractViolation) as caught:
+            run_suite(spec, server.url, receiver)
+    assert caught.value.check == FAULTS[fault].check, str(caught.value)[:2000]
+    assert "curl" in caught.value.reproduction or caught.value.check == "webhook_retries"
+
+
+@pytest.mark.parametrize("api", sorted({*WHERE.values()}))
+def test_the_clean_mock_passes(api: str, receiver: WebhookReceiver) -> None:
+    spec = resolve_spec(api)
+    with serve_mock(spec, seed=3, allow_private_callbacks=True, webhook_timeout=2.0) as server:
+        run_suite(spec, server.url, receiver)
