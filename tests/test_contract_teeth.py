@@ -11,12 +11,12 @@ from collections.abc import Iterator
 
 import pytest
 
+from jobmock.bundled import resolve_spec
 from jobmock.contract import ContractViolation
 from jobmock.contract.runner import RunOptions, run_machine, run_webhook_schedule
 from jobmock.faults import FAULTS
 from jobmock.receiver import WebhookReceiver
 from jobmock.spec import ApiSpec
-from jobmock.bundled import resolve_spec
 from jobmock.testing import serve_mock
 
 #: Which API shows each fault: the first one whose spec declares the behaviour it breaks.

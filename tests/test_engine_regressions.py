@@ -1,4 +1,7 @@
-"""Regression tests for engine bugs found by the property tests (scheduled outcomes, forced starts, manual jobs under a concurrency limit)."""
+"""Regression tests for engine bugs the property tests found.
+
+Scheduled outcomes, forced starts, and manual jobs under a concurrency limit.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import copy
 
 import pytest
 
-from jobmock import Advance, ApiSpec, Engine, Event, VirtualClock, resolve_spec
+from jobmock import Advance, ApiSpec, Engine, VirtualClock, resolve_spec
 from jobmock.spec import build_spec
 
 

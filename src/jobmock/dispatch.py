@@ -18,10 +18,10 @@ import binascii
 import json
 import re
 import time
-from urllib.parse import unquote
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 from .clock import Clock, VirtualClock
 from .engine import Advance, Engine, Job, JobPlan
