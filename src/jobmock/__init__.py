@@ -7,6 +7,7 @@ The public surface::
     Engine, Advance, Job, Event              the lifecycle engine
     RealClock, ScaledClock, VirtualClock     clocks
     create_app                               the ASGI app serving a Mock
+    mock                                     mock an API in-process for httpx clients (respx)
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ __all__ = [
     "create_app",
     "load_spec",
     "make_clock",
+    "mock",
     "resolve_spec",
 ]
 
@@ -48,4 +50,8 @@ def __getattr__(name: str) -> object:
         from .asgi import create_app
 
         return create_app
+    if name == "mock":
+        from .inprocess import mock
+
+        return mock
     raise AttributeError(name)

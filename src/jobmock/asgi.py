@@ -48,7 +48,7 @@ class JobmockApp:
         if self._ticker is None or self._ticker.done():
             self._wake = asyncio.Event()
             self._ticker = asyncio.get_running_loop().create_task(self._tick())
-            if self.mock.webhooks is not None:
+            if self.mock.webhooks is not None and self.mock.deliver_webhooks:
                 from .senders import AsyncSender
 
                 self.sender = AsyncSender(self.mock.webhooks)

@@ -160,6 +160,24 @@ def serve(api: str, host: str, port: int, clock_kind: str, speed: float, seed: i
     spec = _load(api)
     if speed <= 0:
         raise click.BadParameter("must be positive", param_hint="--speed")
+    plan = None
+    if scenario is not None:  # the scenario's clock and seed, unless given here
+        from click.core import ParameterSource
+
+        from .errors import ScenarioError
+        from .scenarios import load_scenario
+
+        try:
+            plan = load_scenario(scenario)
+        except ScenarioError as exc:
+            raise click.ClickException(str(exc)) from exc
+        ctx = click.get_current_context()
+        if plan.clock_given and ctx.get_parameter_source("clock_kind") is ParameterSource.DEFAULT:
+            clock_kind = plan.clock
+            if ctx.get_parameter_source("speed") is ParameterSource.DEFAULT:
+                speed = plan.speed
+        if plan.seed is not None and ctx.get_parameter_source("seed") is ParameterSource.DEFAULT:
+            seed = plan.seed
     mock = Mock(spec, clock=make_clock(clock_kind, speed), seed=seed, journal_size=journal_size,
                 allow_private_callbacks=allow_private_callbacks, webhook_secret=webhook_secret,
                 webhook_timeout=webhook_timeout)
@@ -171,7 +189,7 @@ def serve(api: str, host: str, port: int, clock_kind: str, speed: float, seed: i
         from .errors import ScenarioError
 
         try:
-            mock.load_scenario(scenario)
+            mock.load_scenario(plan if plan is not None else scenario)
         except ScenarioError as exc:
             raise click.ClickException(str(exc)) from exc
     app = create_app(mock)
@@ -201,6 +219,44 @@ def _serve_granian(app: Any, host: str, port: int) -> None:
 
     server = Server(app, address=host, port=port, interface=Interfaces.ASGI)
     asyncio.run(server.serve())
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("api")
+@click.option("--base-url", default=None, help="The server to judge (default: the suite starts the mock).")
+@click.option("--credential-a", default=None, help="First tenant's credential (env JOBMOCK_CREDENTIAL_A).")
+@click.option("--credential-b", default=None, help="Second tenant's credential (env JOBMOCK_CREDENTIAL_B).")
+@click.option("--webhook-secret", default=None, help="Secret that verifies webhook signatures.")
+@click.option("--receiver-url", default=None,
+              help="A URL the server can reach that forwards to the suite's local receiver.")
+@click.option("--examples", default=None, type=int, help="Hypothesis examples (default 6).")
+@click.option("--steps", default=None, type=int, help="Steps per example (default 25).")
+@click.option("--budget", default=None, type=float,
+              help="Wall-clock seconds the suite may sleep against a real-time server (default 300).")
+@click.option("--junitxml", default=None, help="Write a JUnit XML report here.")
+@click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
+def contract(api: str, base_url: str | None, credential_a: str | None, credential_b: str | None,
+             webhook_secret: str | None, receiver_url: str | None, examples: int | None,
+             steps: int | None, budget: float | None, junitxml: str | None,
+             pytest_args: tuple[str, ...]) -> None:
+    """Judge a server (or the mock) against API's spec: the contract suite, via pytest."""
+    from pathlib import Path
+
+    import pytest
+
+    from .contract import suite
+
+    _load(api)
+    here = Path(suite.__file__).resolve().parent
+    args = [str(here), "-c", str(here / "pytest.ini"), "--rootdir", str(here), "--api", api]
+    for flag, value in (("--base-url", base_url), ("--credential-a", credential_a),
+                        ("--credential-b", credential_b), ("--webhook-secret", webhook_secret),
+                        ("--receiver-url", receiver_url), ("--contract-examples", examples),
+                        ("--contract-steps", steps), ("--contract-budget", budget),
+                        ("--junitxml", junitxml)):
+        if value is not None:
+            args += [flag, str(value)]
+    sys.exit(int(pytest.main([*args, *pytest_args])))
 
 
 @main.command()

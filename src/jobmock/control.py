@@ -51,7 +51,7 @@ def _body(request: Request) -> dict[str, Any]:
         return {}
     try:
         data = json.loads(request.body)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise _Bad(400, f"body is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise _Bad(400, "body must be a JSON object")
@@ -107,8 +107,11 @@ def _route(mock: Mock, request: Request) -> tuple[int, Any]:
     if len(parts) == 3 and parts[0] == "jobs" and parts[2] == "outcome" and method == "POST":
         data = _body(request)
         status = data.get("status")
-        if not isinstance(status, str):
-            raise _Bad(400, "status must be a status word or a role")
+        lc = mock.spec.lifecycle
+        if not isinstance(status, str) or (status not in lc.states and lc.word(status) is None):
+            raise _Bad(400, f"status must be a status word {sorted(lc.states)} or a role")
+        if data.get("when", "now") not in ("now", "scheduled"):
+            raise _Bad(400, "when must be 'now' or 'scheduled'")
         try:
             job = engine.force(parts[1], status, error=data.get("error"), result=data.get("result"),
                                when=str(data.get("when", "now")))
@@ -165,8 +168,10 @@ def _route(mock: Mock, request: Request) -> tuple[int, Any]:
         return 200, {"loaded": getattr(scenario, "name", None)}
     if parts == ["scenario"] and method == "GET":
         scenario = mock.scenario
+        state = getattr(scenario, "state", None)
         return 200, {"loaded": getattr(scenario, "name", None),
-                     "description": getattr(scenario, "description", None)}
+                     "description": getattr(scenario, "description", None),
+                     **(state() if callable(state) else {})}
     if parts == ["report"] and method == "GET":
         from .behaviour import client_report
 

@@ -18,6 +18,7 @@ import binascii
 import json
 import re
 import time
+import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -104,7 +105,10 @@ class Suspend:
 
 
 def json_response(status: int, body: Any, headers: list[tuple[str, str]] | None = None) -> Response:
-    data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    try:
+        data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    except UnicodeEncodeError:  # a lone surrogate the client sent: escape it, never a 500
+        data = json.dumps(body, separators=(",", ":")).encode()
     return Response(status, [_JSON, *(headers or [])], data)
 
 
@@ -113,7 +117,8 @@ class _Route:
 
     def __init__(self, path: str) -> None:
         self.names = re.findall(r"\{([^}]+)\}", path)
-        regex = "^" + re.sub(r"\\\{[^}]+\\\}", "([^/]+)", re.escape(path)) + "$"
+        # An empty segment still matches, so it reaches validation (minLength) not a 404.
+        regex = "^" + re.sub(r"\\\{[^}]+\\\}", "([^/]*)", re.escape(path)) + "$"
         self.pattern = re.compile(regex)
         self.static = len([s for s in path.split("/") if s and "{" not in s])
         self.methods: dict[str, Operation] = {}
@@ -125,12 +130,15 @@ class Mock:
     def __init__(self, spec: ApiSpec, *, clock: Clock | None = None, seed: int = 0,
                  store: JobStore | None = None, journal_size: int = 10_000,
                  allow_private_callbacks: bool = False, advance: Advance | None = None,
-                 webhook_secret: str | None = None, webhook_timeout: float | None = None) -> None:
+                 webhook_secret: str | None = None, webhook_timeout: float | None = None,
+                 deliver_webhooks: bool = True) -> None:
         self.spec = spec
         self.clock: Clock = clock if clock is not None else VirtualClock()
         self.engine = Engine(spec, self.clock, seed=seed, store=store, advance=advance)
         self.journal = Journal(journal_size)
         self.allow_private_callbacks = allow_private_callbacks
+        #: False: webhooks are scheduled and journaled, but no adapter sends them.
+        self.deliver_webhooks = deliver_webhooks
         self.webhooks: DeliveryBook | None = None
         if spec.webhooks is not None:
             self.webhooks = DeliveryBook(self.engine, spec.webhooks, secret=webhook_secret)
@@ -184,7 +192,8 @@ class Mock:
 
             return handle_control(self, request)
         self.engine.run_due()
-        info: dict[str, Any] = {"operation": None, "tenant": None, "job_id": None}
+        info: dict[str, Any] = {"operation": None, "tenant": None, "job_id": None,
+                                "job_status": None}
         try:
             result = self._dispatch_api(request, info)
         except ApiError as exc:
@@ -234,6 +243,8 @@ class Mock:
             query=request.query_string, headers=dict(request.headers), status=response.status,
             operation=info["operation"], tenant=info["tenant"], job_id=info["job_id"],
             duration_ms=round((time.perf_counter() - started) * 1000, 3),
+            retry_after=response.header("retry-after"), job_status=info.get("job_status"),
+            body_crc=zlib.crc32(request.body) if request.body else 0,
         )
 
     def reset(self) -> None:
@@ -348,6 +359,9 @@ class Mock:
                                     base_url=request.base_url, plan=plan)
         info["job_id"] = job.id
         wait, applied = self._wait_for(op, request, query)
+        if callback_url is not None and op.wait.callback_skips_wait:
+            # "Callback: 202 now" - the wait applied is none, whatever was asked.
+            wait, applied = 0.0, (0 if applied is not None else None)
         extra: list[tuple[str, str]] = []
         if applied is not None and op.wait.applied_header:
             extra.append((op.wait.applied_header, f"wait={applied}"))
@@ -358,11 +372,13 @@ class Mock:
 
         def finish() -> Response:
             self.engine.run_due()
+            info["job_status"] = job.status
             return self._submit_response(op, job, request, ctx_request, extra)
 
         if wait > 0 and not self.engine.is_terminal(job):
             return Suspend(job, self.clock.now() + wait, finish)
         # No wait: answer with the job as submitted, whatever the clock did meanwhile.
+        info["job_status"] = job.status
         return self._submit_response(op, job, request, ctx_request, extra)
 
     def _wait_for(self, op: Operation, request: Request, query: Mapping[str, Any],
@@ -439,6 +455,7 @@ class Mock:
                              error_name=self.spec.auth.foreign_job)
         info["job_id"] = job.id
         self.engine.read(job)
+        info["job_status"] = job.status
         response = self.render_job(self.spec.status, job, request, ctx_request)
         if self.faults:
             from .faults import apply_poll_faults

@@ -50,7 +50,8 @@ class JobPlan:
     """Overrides of what the timing model would draw for one job (None: draw as usual).
 
     ``polls``: under this plan the job moves one step every ``polls`` reads instead of by
-    time. ``error`` / ``result`` replace what the outcome would carry.
+    time. ``error`` / ``result`` replace what the outcome would carry. ``progress``
+    replaces the spec's progress steps (``(pct, message)`` pairs, spread over the run).
     """
 
     queued_for: float | None = None
@@ -60,6 +61,7 @@ class JobPlan:
     result: Any = None
     polls: int | None = None
     manual: bool = False
+    progress: tuple[tuple[int, str], ...] | None = None
 
 
 @dataclass(slots=True)
@@ -98,6 +100,7 @@ class Job:
     base_url: str | None = None
     items_count: int | None = None
     gate_key: str | None = None
+    progress_steps: tuple[tuple[int, str], ...] | None = None
     polls: int = 0
     gen: int = 0
     history: list[tuple[str, float]] = field(default_factory=list)
@@ -392,6 +395,7 @@ class Engine:
         )
         if plan is not None:
             job.forced_error, job.forced_result = plan.error, plan.result
+            job.progress_steps = plan.progress
         job.history.append((job.status, now))
         self.store.put(job)
         self._queued[tenant] = self._queued.get(tenant, 0) + 1
@@ -540,14 +544,17 @@ class Engine:
             self._schedule_running(job, at)
 
     def _schedule_running(self, job: Job, at: float) -> None:
-        steps = self.spec.progress_steps
+        steps = self._steps(job)
         n = len(steps)
         for i in range(n):
             self._push(at + job.running_for * (i + 1) / (n + 1), _PROGRESS, job, i)
         self._push(at + job.running_for, _FINISH, job)
 
+    def _steps(self, job: Job) -> tuple[tuple[int, str], ...]:
+        return job.progress_steps if job.progress_steps is not None else self.spec.progress_steps
+
     def _progress(self, job: Job, at: float, index: int) -> None:
-        pct, message = self.spec.progress_steps[index]
+        pct, message = self._steps(job)[index]
         if pct < job.progress_pct or self.role(job) != "running":
             return
         job.progress_pct, job.progress_message = pct, message

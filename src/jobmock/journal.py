@@ -23,6 +23,12 @@ class JournalEntry:
     tenant: str | None
     job_id: str | None
     duration_ms: float
+    #: The Retry-After value answered, if any (client-behaviour checks read it).
+    retry_after: str | None = None
+    #: The status word of the job the answer showed, if it showed one.
+    job_status: str | None = None
+    #: CRC-32 of the request body (0 for none): tells a repeated request from a new one.
+    body_crc: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -41,6 +47,10 @@ class Journal:
         entry = JournalEntry(seq=self._seq, **fields)
         self._entries.append(entry)
         return entry
+
+    def last(self) -> JournalEntry | None:
+        """The latest entry, or None."""
+        return self._entries[-1] if self._entries else None
 
     @property
     def total(self) -> int:

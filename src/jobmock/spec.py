@@ -136,6 +136,7 @@ class WaitPolicy:
     prefer_header: bool = False
     applied_header: str | None = None
     query: tuple[tuple[str, str, float], ...] = ()
+    callback_skips_wait: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -489,6 +490,7 @@ class _Builder:
             default=min(default, mx), max=mx, prefer_header=bool(w.get("prefer_header", False)),
             applied_header=w.get("applied_header"),
             query=tuple((q["param"], q["value"], float(q["wait"])) for q in w.get("query", [])),
+            callback_skips_wait=bool(w.get("callback_skips_wait", False)),
         )
 
     def limits(self, errors: Mapping[str, ErrorDef], lc: Lifecycle) -> Limits:

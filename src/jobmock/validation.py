@@ -155,7 +155,7 @@ class OperationValidator:
         if request.body.strip():
             try:
                 body = json.loads(request.body)
-            except (ValueError, UnicodeDecodeError) as exc:
+            except (ValueError, UnicodeDecodeError, RecursionError) as exc:
                 raise ValidationFailed(f"request body is not valid JSON: {exc}") from exc
         if self.body is not None:
             if body is None and self.op.body_required:

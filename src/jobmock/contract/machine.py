@@ -52,9 +52,10 @@ class JobRecord:
 class TimeKeeper:
     """Lets time pass: the jobmock control plane's virtual clock, or real sleeps in a budget."""
 
-    def __init__(self, client: ContractClient, *, budget: float = 300.0) -> None:
+    def __init__(self, client: ContractClient, *, budget: float = 300.0,
+                 started: float | None = None) -> None:
         self.client = client
-        self.started = time.monotonic()
+        self.started = time.monotonic() if started is None else started
         self.budget = budget
         self.virtual = False
         try:
@@ -313,9 +314,13 @@ def build_machine(spec: ApiSpec, make_context: Callable[[], SuiteContext]) -> ty
                 self.counter += 1
                 key = f"contract-{uuid.uuid4().hex[:12]}-{self.counter}"
                 body = _set_pointer(body, spec.idempotency_pointer, key)
+            # The spec may say a callback answers at once: then no wait applies.
+            skip = bool(callback and ctx.receiver_url and op.wait.callback_skips_wait)
+            wait = 0.0 if skip else mode.wait
+            prefer_wait = 0 if skip and mode.prefer_wait is not None else mode.prefer_wait
             ex = ctx.time.hold(lambda: ctx.client.call(
                 op, tenant=tenant, params=params, query=mode.query, body=body,
-                headers=mode.headers, note=f"submit, {mode.label}"), mode.wait)
+                headers=mode.headers, note=f"submit, {mode.label}"), wait)
             gate = spec.limits.gate
             if gate is not None and ex.status == ctx.view.error_status(gate.error):
                 holders = [j for j in ctx.jobs_by_id.values()
@@ -339,12 +344,12 @@ def build_machine(spec: ApiSpec, make_context: Callable[[], SuiteContext]) -> ty
                             callback=callback and ctx.receiver_url is not None,
                             idempotency_key=key)
             ctx.jobs_by_id[job_id] = job
-            if mode.wait > 0 or mode.prefer_wait is not None:
+            if wait > 0 or prefer_wait is not None:
                 after = ctx.poll(job, note="poll right after the inline answer")
                 word = ctx.observe_poll(job, after)
-                held = mode.wait + 3.0 if not ctx.time.virtual else None
+                held = wait + 3.0 if not ctx.time.virtual else None
                 run_checks(ctx, Observation("inline", ex, job, {
-                    "op": op, "prefer_wait": mode.prefer_wait, "word_after": word,
+                    "op": op, "prefer_wait": prefer_wait, "word_after": word,
                     "held_limit": held}))
             return job
 
@@ -352,9 +357,24 @@ def build_machine(spec: ApiSpec, make_context: Callable[[], SuiteContext]) -> ty
               tenant=st.integers(0, 1), callback=st.booleans())
         def submit(self, data: st.DataObject, op: Operation, tenant: int, callback: bool) -> Any:
             params, body = data.draw(cases[op.operation_id], label="request")
+            body = self._longer_item_lists(data, op, body)
             mode = data.draw(st.sampled_from(self.ctx.modes(op)), label="mode")
             job = self._submit(op, params, body, mode, tenant, callback and hooks is not None)
             return job if job is not None else multiple()
+
+        def _longer_item_lists(self, data: st.DataObject, op: Operation, body: Any) -> Any:
+            """Where an invariant echoes submitted items, sometimes add the spec example's items
+            to the generated ones, so order is observable (one item cannot be out of order)."""
+            for inv in self.ctx.view.invariants:
+                pointer = inv.get("request")
+                if inv["kind"] != "echoes_items" or not pointer:
+                    continue
+                found, items = pointer_get(body, pointer)
+                example = pointer_get(op.body_example, pointer)[1]
+                if (found and isinstance(items, list) and isinstance(example, list)
+                        and data.draw(st.booleans(), label="add the example's items")):
+                    body = _set_pointer(body, pointer, items + example)
+            return body
 
         # -- polling ------------------------------------------------------------------------
 
@@ -364,7 +384,9 @@ def build_machine(spec: ApiSpec, make_context: Callable[[], SuiteContext]) -> ty
 
         @rule(seconds=st.sampled_from([0.5, 1, 2, 5, 15, 60]))
         def let_time_pass(self, seconds: float) -> None:
-            self.ctx.time.advance(seconds if self.ctx.time.virtual else min(seconds, 2))
+            keeper = self.ctx.time
+            # Real time: short sleeps, so most of the budget is left to see jobs finish.
+            keeper.advance(seconds if keeper.virtual else min(seconds, 1.0, keeper.left * 0.1))
 
         @rule(job=jobs)
         def poll_as_other_tenant(self, job: JobRecord) -> None:
@@ -483,7 +505,7 @@ def build_machine(spec: ApiSpec, make_context: Callable[[], SuiteContext]) -> ty
                          if not (j.statuses and ctx.view.is_terminal(j.statuses[-1]))]
             rounds = 0
             while open_jobs and rounds < 40 and (ctx.time.virtual or ctx.time.left > 0):
-                ctx.time.advance(3600 if ctx.time.virtual else 2)
+                ctx.time.advance(3600 if ctx.time.virtual else 1)
                 for job in list(open_jobs):
                     word = ctx.observe_poll(job, ctx.poll(job, note="settle"))
                     if ctx.view.is_terminal(word):

@@ -40,10 +40,13 @@ def tenants(spec: ApiSpec, options: RunOptions) -> list[Tenant]:
 
 
 def make_context(spec: ApiSpec, base_url: str, options: RunOptions,
-                 receiver: WebhookReceiver | None) -> SuiteContext:
-    """A fresh context; against a jobmock virtual clock the mock is reset first."""
+                 receiver: WebhookReceiver | None, started: float | None = None) -> SuiteContext:
+    """A fresh context; against a jobmock virtual clock the mock is reset first.
+
+    ``started`` is when the run began: the time budget is for the whole run.
+    """
     client = ContractClient(spec, base_url)
-    keeper = TimeKeeper(client, budget=options.budget)
+    keeper = TimeKeeper(client, budget=options.budget, started=started)
     if keeper.virtual:
         client.send("POST", "/_jobmock/reset", note="start from a clean mock")
     secret = options.webhook_secret
@@ -61,11 +64,14 @@ def run_machine(spec: ApiSpec, base_url: str, options: RunOptions,
     Returns the ids of jobs still running when the time budget ended.
     """
     contexts: list[SuiteContext] = []
+    # Against a real-time server each example gets an equal slice of the time budget.
+    per_example = RunOptions(**{**{f: getattr(options, f) for f in options.__slots__},
+                                "budget": options.budget / max(1, options.examples)})
 
     def factory() -> SuiteContext:
         if receiver is not None:
             receiver.clear()
-        ctx = make_context(spec, base_url, options, receiver)
+        ctx = make_context(spec, base_url, per_example, receiver)
         contexts.append(ctx)
         return ctx
 

@@ -1,0 +1,173 @@
+"""Options and fixtures of the contract suite.
+
+``pytest contract_tests/ --api croma --base-url URL`` judges a server; with no
+``--base-url`` the suite starts the mock itself (a real server on a loopback port with
+a virtual clock), so a plain ``pytest`` runs it against the mock for every bundled API.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from jobmock.bundled import bundled_names, resolve_spec
+from jobmock.contract import CHECKS
+from jobmock.spec import ApiSpec
+
+__all__ = [
+    "ContractOptions",
+    "api_spec",
+    "base_url",
+    "contract_options",
+    "pytest_addoption",
+    "pytest_collection_modifyitems",
+    "pytest_configure",
+    "pytest_generate_tests",
+    "pytest_terminal_summary",
+    "stateless_base_url",
+    "stateless_schema",
+]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    g = parser.getgroup("jobmock contract", "jobmock contract suite")
+    g.addoption("--api", action="append", default=[],
+                help="API to judge: a bundled name or a spec path (repeatable; default: all bundled).")
+    g.addoption("--base-url", default=None,
+                help="Server to judge; without it the suite starts the mock itself.")
+    g.addoption("--credential-a", default=os.environ.get("JOBMOCK_CREDENTIAL_A"),
+                help="Credential of the first tenant (env JOBMOCK_CREDENTIAL_A; default: the spec's demo).")
+    g.addoption("--credential-b", default=os.environ.get("JOBMOCK_CREDENTIAL_B"),
+                help="Credential of a second tenant (env JOBMOCK_CREDENTIAL_B; default: the spec's demo).")
+    g.addoption("--webhook-secret", default=os.environ.get("JOBMOCK_WEBHOOK_SECRET"),
+                help="Secret to verify webhook signatures (default: the spec's demo secret).")
+    g.addoption("--receiver-url", default=None,
+                help="A URL the server can reach that forwards to the suite's local receiver "
+                     "(for servers that refuse loopback callbacks).")
+    g.addoption("--contract-examples", type=int, default=int(os.environ.get("JOBMOCK_EXAMPLES", 6)),
+                help="Hypothesis examples per API (default 6).")
+    g.addoption("--contract-steps", type=int, default=int(os.environ.get("JOBMOCK_STEPS", 25)),
+                help="Steps per example (default 25).")
+    g.addoption("--contract-budget", type=float, default=300.0,
+                help="Wall-clock seconds the suite may sleep against a real-time server (default 300).")
+
+
+@dataclass
+class ContractOptions:
+    base_url: str | None
+    credential_a: str | None
+    credential_b: str | None
+    webhook_secret: str | None
+    receiver_url: str | None
+    examples: int
+    steps: int
+    budget: float
+
+
+def _apis(config: pytest.Config) -> list[str]:
+    apis: list[str] = config.getoption("--api") or bundled_names()
+    if config.getoption("--base-url") and len(apis) != 1:
+        raise pytest.UsageError("--base-url judges one server: give exactly one --api")
+    return apis
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "operation_label" in metafunc.fixturenames:
+        pairs = [(api, f"{op.method} {op.path}") for api in _apis(metafunc.config)
+                 for op in resolve_spec(api).operations]
+        metafunc.parametrize(("api_name", "operation_label"), pairs, scope="module",
+                             ids=[f"{a}:{label}" for a, label in pairs])
+        return
+    if "api_name" in metafunc.fixturenames:
+        apis = _apis(metafunc.config)
+        marker = metafunc.definition.get_closest_marker("needs_webhooks")
+        if marker is not None:
+            apis = [a for a in apis if resolve_spec(a).webhooks is not None]
+        metafunc.parametrize("api_name", apis, scope="module")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "needs_webhooks: only for APIs whose spec has webhooks")
+
+
+@pytest.fixture(scope="session")
+def contract_options(pytestconfig: pytest.Config) -> ContractOptions:
+    o = pytestconfig.getoption
+    return ContractOptions(o("--base-url"), o("--credential-a"), o("--credential-b"),
+                           o("--webhook-secret"), o("--receiver-url"), o("--contract-examples"),
+                           o("--contract-steps"), o("--contract-budget"))
+
+
+@pytest.fixture(scope="module")
+def api_spec(api_name: str) -> ApiSpec:
+    return resolve_spec(api_name)
+
+
+@pytest.fixture(scope="module")
+def stateless_base_url(api_spec: ApiSpec, contract_options: ContractOptions) -> Iterator[str]:
+    """The server for the stateless phase. The suite's own mock runs on a fast real clock here:
+    schemathesis cannot move a virtual clock while an inline wait holds its request."""
+    if contract_options.base_url:
+        yield contract_options.base_url
+        return
+    from jobmock.clock import ScaledClock
+    from jobmock.testing import serve_mock
+
+    # Its webhooks go to generated URLs: they are journaled, never sent.
+    with serve_mock(api_spec, clock=ScaledClock(100), seed=1, deliver_webhooks=False) as server:
+        yield server.url
+
+
+@pytest.fixture(scope="module")
+def stateless_schema(api_spec: ApiSpec, stateless_base_url: str,
+                     contract_options: ContractOptions) -> Any:
+    """The spec as a schemathesis schema against the server, with tenant A's credential."""
+    import json
+
+    import schemathesis
+
+    from jobmock.contract.stateless import schemathesis_config
+
+    schema = schemathesis.openapi.from_dict(json.loads(json.dumps(api_spec.document)),
+                                            config=schemathesis_config(api_spec))
+    schema.config.update(base_url=stateless_base_url)
+    return schema
+
+
+@pytest.fixture(scope="module")
+def base_url(api_spec: ApiSpec, contract_options: ContractOptions) -> Iterator[str]:
+    """The server under judgement: --base-url, or a mock the suite starts itself."""
+    if contract_options.base_url:
+        yield contract_options.base_url
+        return
+    from jobmock.testing import serve_mock
+
+    with serve_mock(api_spec, seed=1, allow_private_callbacks=True, webhook_timeout=2.0) as server:
+        yield server.url
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Drop the webhook tests of APIs without webhooks (an empty parameter set), not skip them."""
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
+    for item in items:
+        marker = item.get_closest_marker("skip")
+        reason = str(marker.kwargs.get("reason", "")) if marker else ""
+        (drop if reason.startswith("got empty parameter set") else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    ran = [c for c in CHECKS.values() if c.runs]
+    if not ran:
+        return
+    terminalreporter.section("jobmock contract checks")
+    for c in CHECKS.values():
+        state = "FAILED" if c.failures else ("ok" if c.runs else "not run")
+        terminalreporter.write_line(f"{c.name:<16} {state:<8} {c.runs:>6} observations   {c.title}")
