@@ -1106,7 +1106,11 @@ class StoryFailure(AssertionError):
         self.step = step
         self.message = message
         kind = next(iter(step), "?")
-        super().__init__(f"{file}: story step {index} ({kind} {_short(step.get(kind), 200)}): {message}")
+        if index < 0:
+            super().__init__(f"{file}: before the story: {message}")
+        else:
+            super().__init__(f"{file}: story step {index} ({kind} {_short(step.get(kind), 200)}): "
+                             f"{message}")
 
 
 @dataclass(slots=True)
@@ -1637,14 +1641,15 @@ async def run_story_async(source: Any, *, base_url: str | None = None, load: boo
             runner = StoryRunner(scenario, client, receiver=receiver, interval=0.02)
             clock = await runner._control("GET", "/_jobmock/clock")
             if clock["kind"] != "virtual":
-                raise StoryFailure(scenario.file, 0, {"story": None},
-                                   "a story needs a virtual clock: start jobmock serve with --clock virtual")
+                raise StoryFailure(scenario.file, -1, {}, "a story needs a virtual clock: "
+                                   "start jobmock serve with --clock virtual")
             if load:
-                await runner._control("POST", "/_jobmock/scenario", dict(scenario.document))
+                await runner._control("POST", "/_jobmock/scenario",
+                                      {"name": scenario.name, **scenario.document})
             loaded = (await runner._control("GET", "/_jobmock/scenario")).get("loaded")
             if loaded != scenario.name:
-                raise StoryFailure(scenario.file, 0, {"story": None},
-                                   f"the server has scenario {loaded!r} loaded, not {scenario.name!r}")
+                raise StoryFailure(scenario.file, -1, {}, f"the server has scenario {loaded!r} "
+                                   f"loaded, not {scenario.name!r} (start it with --scenario, or load=True)")
             return await runner.run()
     finally:
         if receiver is not None:
