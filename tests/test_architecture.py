@@ -9,7 +9,8 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "jobmock"
 IO = {"asyncio", "httpx", "starlette", "uvicorn", "respx", "granian", "socketserver", "http"}
-ADAPTERS = {"dispatch", "asgi", "control", "cli", "respx_mock", "plugin", "webhooks_sender"}
+ADAPTERS = {"dispatch", "asgi", "control", "cli", "inprocess", "plugin", "senders", "receiver",
+            "testing", "faults", "scenarios", "behaviour", "webhooks"}
 PURE = ["engine", "spec", "templates", "clock", "store", "ids", "errors", "journal"]
 
 

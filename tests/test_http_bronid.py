@@ -9,22 +9,21 @@ validated against the schema the spec documents for it (formats checked).
 from __future__ import annotations
 
 import base64
-import re
 from typing import Any
 
 import httpx
-import jsonschema
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
+from apihelpers import ApiHelpers, advance
+from apihelpers import post_outcome as force
+from apihelpers import statuses as jobs
 from jobmock import resolve_spec
 from jobmock.spec import Operation
-from jobmock.validation import schema_validator
 
 SPEC = resolve_spec("bronid")
-BASE = "http://mock.test"
 DISPATCH = SPEC.submit_operations[0]
 STATUS = SPEC.status_operation
 LC = SPEC.lifecycle
@@ -42,40 +41,18 @@ TENANTS = SPEC.demo_tenants()
 
 # -- helpers --------------------------------------------------------------------------------
 
+H = ApiHelpers(SPEC)
+assert_retry_after = H.assert_retry_after
+A, B = H.creds(0), H.creds(1)
+
 
 def basic(user_pass: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(user_pass.encode()).decode()}
 
 
-def creds(index: int) -> dict[str, str]:
-    return SPEC.auth.headers_for(TENANTS[index][1])
-
-
-A, B = creds(0), creds(1)
-
-
-def _resolve(node: Any) -> Any:
-    while isinstance(node, dict) and "$ref" in node:
-        target: Any = SPEC.document
-        for part in node["$ref"][2:].split("/"):
-            target = target[part.replace("~1", "/").replace("~0", "~")]
-        node = target
-    return node
-
-
-def documented(op: Operation, status: int) -> jsonschema.Draft202012Validator:
-    responses = _resolve(SPEC.document["paths"][op.path])[op.method.lower()]["responses"]
-    assert str(status) in responses, f"{op.operation_id} documents no {status} answer"
-    schema = _resolve(responses[str(status)])["content"]["application/json"]["schema"]
-    return schema_validator(SPEC, schema).evolve(
-        format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
-
-
 def check(op: Operation, response: httpx.Response) -> Any:
-    body = response.json()
-    errors = [f"/{'/'.join(map(str, e.absolute_path))}: {e.message}"
-              for e in documented(op, response.status_code).iter_errors(body)]
-    assert not errors, f"{op.operation_id} {response.status_code} body breaks its schema: {errors}"
+    """The documented-schema check, plus: the wrapper's statusCode is the HTTP status."""
+    body = H.check(op, response)
     assert body["statusCode"] == response.status_code
     return body
 
@@ -103,39 +80,7 @@ def job_path(job_id: str, trace: str = TRACE, job_type: str = JOB_TYPE) -> str:
 
 
 def job_id_of(response: httpx.Response) -> str:
-    ids = []
-    for source in DISPATCH.job_id_from:
-        kind, _, where = source.partition(":")
-        if kind == "header":
-            ids.append(response.headers.get(where))
-        else:
-            value: Any = response.json()
-            for part in where.strip("/").split("/"):
-                value = value.get(part) if isinstance(value, dict) else None
-            ids.append(value)
-    assert ids and len(set(ids)) == 1 and isinstance(ids[0], str) and ids[0], ids
-    return str(ids[0])
-
-
-def assert_retry_after(response: httpx.Response, word: str) -> None:
-    value = response.headers.get("Retry-After")
-    if LC.states[word] in SPEC.retry_after_roles:
-        assert value is not None and re.fullmatch(r"[0-9]+", value), value
-        assert int(value) == SPEC.retry_after_seconds
-    else:
-        assert value is None, f"Retry-After {value!r} on a {word} job"
-
-
-def advance(client: TestClient, seconds: float) -> None:
-    assert client.post("/_jobmock/clock/advance", json={"seconds": seconds}).status_code == 200
-
-
-def force(client: TestClient, job_id: str, status: str, **extra: Any) -> httpx.Response:
-    return client.post(f"/_jobmock/jobs/{job_id}/outcome", json={"status": status, **extra})
-
-
-def jobs(client: TestClient) -> dict[str, str]:
-    return {j["id"]: j["status"] for j in client.get("/_jobmock/jobs").json()["jobs"]}
+    return H.job_id(DISPATCH, response)
 
 
 def dispatch(client: TestClient, trace: str = TRACE, headers: dict[str, str] = A) -> httpx.Response:

@@ -14,19 +14,17 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-import jsonschema
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
+from apihelpers import BASE, ApiHelpers, advance, force, json_values, statuses
 from jobmock import Mock, VirtualClock, resolve_spec
 from jobmock.asgi import create_app
-from jobmock.spec import Operation, build_spec
-from jobmock.validation import schema_validator
+from jobmock.spec import build_spec
 
 SPEC = resolve_spec("cloro")
-BASE = "http://mock.test"
 SUBMIT = SPEC.submit_operations[0]
 STATUS = SPEC.status_operation
 LC = SPEC.lifecycle
@@ -42,87 +40,17 @@ TASK = {"taskType": "CHATGPT", "payload": {"prompt": "What is the weather in New
 
 # -- helpers --------------------------------------------------------------------------------
 
-
-def creds(index: int) -> dict[str, str]:
-    return SPEC.auth.headers_for(SPEC.demo_tenants()[index][1])
-
-
-A, B = creds(0), creds(1)
-
-
-def _resolve(node: Any) -> Any:
-    while isinstance(node, dict) and "$ref" in node:
-        target: Any = SPEC.document
-        for part in node["$ref"][2:].split("/"):
-            target = target[part.replace("~1", "/").replace("~0", "~")]
-        node = target
-    return node
-
-
-def documented(op: Operation, status: int) -> jsonschema.Draft202012Validator:
-    responses = _resolve(SPEC.document["paths"][op.path])[op.method.lower()]["responses"]
-    assert str(status) in responses, f"{op.operation_id} documents no {status} answer"
-    schema = _resolve(responses[str(status)])["content"]["application/json"]["schema"]
-    return schema_validator(SPEC, schema).evolve(
-        format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
-
-
-def check(op: Operation, response: httpx.Response) -> Any:
-    body = response.json()
-    errors = [f"/{'/'.join(map(str, e.absolute_path))}: {e.message}"
-              for e in documented(op, response.status_code).iter_errors(body)]
-    assert not errors, f"{op.operation_id} {response.status_code} body breaks its schema: {errors}"
-    return body
-
-
-def error_body(name: str, **ctx: Any) -> Any:
-    return SPEC.errors[name].body(ctx)
+H = ApiHelpers(SPEC, noun="task")
+check, error_body, assert_retry_after, status_url = H.check, H.error_body, H.assert_retry_after, H.status_url
+A, B = H.creds(0), H.creds(1)
 
 
 def task_id_of(response: httpx.Response) -> str:
-    ids = []
-    for source in SUBMIT.job_id_from:
-        kind, _, where = source.partition(":")
-        if kind == "header":
-            ids.append(response.headers.get(where))
-        else:
-            value: Any = response.json()
-            for part in where.strip("/").split("/"):
-                value = value.get(part) if isinstance(value, dict) else None
-            ids.append(value)
-    assert ids and len(set(ids)) == 1 and isinstance(ids[0], str) and ids[0], ids
-    return str(ids[0])
-
-
-def assert_retry_after(response: httpx.Response, word: str) -> None:
-    value = response.headers.get("Retry-After")
-    if LC.states[word] in SPEC.retry_after_roles:
-        assert value is not None and re.fullmatch(r"[0-9]+", value), value
-        assert int(value) == SPEC.retry_after_seconds
-    else:
-        assert value is None, f"Retry-After {value!r} on a {word} task"
-
-
-def advance(client: TestClient, seconds: float) -> None:
-    assert client.post("/_jobmock/clock/advance", json={"seconds": seconds}).status_code == 200
-
-
-def force(client: TestClient, task_id: str, status: str, **extra: Any) -> None:
-    r = client.post(f"/_jobmock/jobs/{task_id}/outcome", json={"status": status, **extra})
-    assert r.status_code == 200, r.text
+    return H.job_id(SUBMIT, response)
 
 
 def submit(client: TestClient, body: Any = None, headers: dict[str, str] = A) -> httpx.Response:
     return client.post(SUBMIT.path, json=TASK if body is None else body, headers=headers)
-
-
-def status_url(task_id: str) -> str:
-    return STATUS.path.replace("{" + (STATUS.job_id_param or "id") + "}", task_id)
-
-
-def statuses(client: TestClient, tenant: str | None = None) -> dict[str, str]:
-    query = {"tenant": tenant} if tenant else {}
-    return {j["id"]: j["status"] for j in client.get("/_jobmock/jobs", params=query).json()["jobs"]}
 
 
 def poll(client: TestClient, task_id: str) -> dict[str, Any]:
@@ -372,7 +300,7 @@ def test_unknown_task_in_any_format_is_not_found(make_client: Any) -> None:
 
 
 def _max_key() -> int:
-    schema = _resolve(_resolve(SUBMIT.body_schema)["properties"]["idempotencyKey"])
+    schema = H.resolve(H.resolve(SUBMIT.body_schema)["properties"]["idempotencyKey"])
     return int(schema["maxLength"])
 
 
@@ -420,13 +348,7 @@ def test_https_webhook_is_accepted_and_stored(make_client: Any) -> None:
     assert client.get(f"/_jobmock/jobs/{task_id}").json()["callback_url"] == url
 
 
-_json = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=10),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
-                                                                max_size=3),
-    max_leaves=10,
-)
+_json = json_values(text=10, items=3, keys=3, leaves=10)
 _tasks = st.fixed_dictionaries(
     {"taskType": st.sampled_from(["CHATGPT", "GEMINI", "chatgpt", ""]),
      "payload": st.fixed_dictionaries({"prompt": st.text(max_size=12)},

@@ -10,27 +10,19 @@ spec; every JSON body is validated against the schema the spec documents for it.
 
 from __future__ import annotations
 
-import contextlib
-import inspect
-import re
-from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import anyio
 import httpx
-import jsonschema
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
+from apihelpers import BASE, ApiHelpers, advance, force, held, job_count, json_values, only_job, serving
 from jobmock import Mock, VirtualClock, resolve_spec
-from jobmock.asgi import create_app
 from jobmock.spec import Operation
-from jobmock.validation import schema_validator
 
 SPEC = resolve_spec("croma")
-BASE = "http://mock.test"
 SUBMITS = {op.operation_id: op for op in SPEC.submit_operations}
 STATUS = SPEC.status_operation
 LC = SPEC.lifecycle
@@ -47,13 +39,9 @@ DONE = next(iter(SUBMITS.values())).responses["completed"].status
 
 # -- helpers --------------------------------------------------------------------------------
 
-
-def creds(index: int) -> dict[str, str]:
-    """The Authorization header of demo tenant ``index``."""
-    return SPEC.auth.headers_for(SPEC.demo_tenants()[index][1])
-
-
-A, B = creds(0), creds(1)
+H = ApiHelpers(SPEC)
+check, error_body, job_id_of, assert_retry_after = H.check, H.error_body, H.job_id, H.assert_retry_after
+A, B = H.creds(0), H.creds(1)
 POLL = {**A, "Prefer": "wait=0"}
 
 
@@ -66,65 +54,6 @@ def body_for(op: Operation) -> dict[str, Any]:
 SICAAC = next(op for op in SPEC.submit_operations if op.path.endswith("/sicaac"))
 
 
-def _resolve(node: Any) -> Any:
-    while isinstance(node, dict) and "$ref" in node:
-        target: Any = SPEC.document
-        for part in node["$ref"][2:].split("/"):
-            target = target[part.replace("~1", "/").replace("~0", "~")]
-        node = target
-    return node
-
-
-def documented(op: Operation, status: int) -> jsonschema.Draft202012Validator:
-    """A validator (formats checked) for the body the spec documents for ``op`` at ``status``."""
-    responses = _resolve(SPEC.document["paths"][op.path])[op.method.lower()]["responses"]
-    assert str(status) in responses, f"{op.operation_id} documents no {status} answer"
-    schema = _resolve(responses[str(status)])["content"]["application/json"]["schema"]
-    return schema_validator(SPEC, schema).evolve(
-        format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
-
-
-def check(op: Operation, response: httpx.Response) -> Any:
-    """The JSON body of ``response``, after checking it matches the documented schema."""
-    body = response.json()
-    errors = [f"/{'/'.join(map(str, e.absolute_path))}: {e.message}"
-              for e in documented(op, response.status_code).iter_errors(body)]
-    assert not errors, f"{op.operation_id} {response.status_code} body breaks its schema: {errors}"
-    return body
-
-
-def error_body(name: str, **ctx: Any) -> Any:
-    """The body the spec's error template ``name`` renders."""
-    return SPEC.errors[name].body(ctx)
-
-
-def job_id_of(op: Operation, response: httpx.Response) -> str:
-    """The job id, from every place the spec's job_id_from names; they must agree."""
-    found = []
-    for source in op.job_id_from:
-        kind, _, where = source.partition(":")
-        if kind == "header":
-            found.append(response.headers.get(where))
-        else:
-            value: Any = response.json()
-            for part in where.strip("/").split("/"):
-                value = value.get(part) if isinstance(value, dict) else None
-            found.append(value)
-    assert found and all(isinstance(v, str) and v for v in found), found
-    assert len(set(found)) == 1, f"job id sources disagree: {dict(zip(op.job_id_from, found, strict=True))}"
-    return str(found[0])
-
-
-def assert_retry_after(response: httpx.Response, status_word: str) -> None:
-    """Retry-After is a non-negative integer while the job is not terminal, absent after."""
-    value = response.headers.get("Retry-After")
-    if LC.states[status_word] in SPEC.retry_after_roles:
-        assert value is not None and re.fullmatch(r"[0-9]+", value), value
-        assert int(value) == SPEC.retry_after_seconds
-    else:
-        assert value is None, f"Retry-After {value!r} on a {status_word} job"
-
-
 def reachable(old: str, new: str) -> bool:
     seen, todo = {old}, [old]
     while todo:
@@ -135,66 +64,10 @@ def reachable(old: str, new: str) -> bool:
     return new in seen
 
 
-def advance(client: TestClient, seconds: float) -> None:
-    r = client.post("/_jobmock/clock/advance", json={"seconds": seconds})
-    assert r.status_code == 200, r.text
-
-
-def force(client: TestClient, job_id: str, status: str, **extra: Any) -> None:
-    r = client.post(f"/_jobmock/jobs/{job_id}/outcome", json={"status": status, **extra})
-    assert r.status_code == 200, r.text
-
-
 def submit(client: TestClient, op: Operation = SICAAC, body: Any = None,
            headers: dict[str, str] | None = None) -> httpx.Response:
     return client.post(op.path, json=body_for(op) if body is None else body,
                        headers=POLL if headers is None else headers)
-
-
-def job_count(client: TestClient) -> int:
-    return len(client.get("/_jobmock/jobs").json()["jobs"])
-
-
-@contextlib.asynccontextmanager
-async def serving(mock: Mock) -> AsyncIterator[httpx.AsyncClient]:
-    """An AsyncClient on the mock's ASGI app, in this event loop."""
-    app = create_app(mock)
-    try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as c:
-            yield c
-    finally:
-        await app.aclose()
-
-
-async def held(send: Callable[[], Awaitable[httpx.Response]],
-               *steps: Callable[[], Any]) -> tuple[httpx.Response, int]:
-    """Start ``send()``; once every task is blocked, run ``steps`` one at a time until it
-    answers. Returns the answer and how many steps ran before it came."""
-    box: dict[str, httpx.Response] = {}
-
-    async def go() -> None:
-        box["r"] = await send()
-
-    ran = 0
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(go)
-        await anyio.wait_all_tasks_blocked()
-        for step in steps:
-            if "r" in box:
-                break
-            result = step()
-            if inspect.isawaitable(result):
-                await result
-            ran += 1
-            await anyio.wait_all_tasks_blocked()
-        assert "r" in box, f"no answer after all {len(steps)} steps"
-    return box["r"], ran
-
-
-def only_job(mock: Mock) -> str:
-    jobs = list(mock.engine.jobs())
-    assert len(jobs) == 1
-    return jobs[0].id
 
 
 # -- submit and poll ------------------------------------------------------------------------
@@ -530,13 +403,7 @@ def test_ruc_lookup_validates_against_its_own_schema(make_client: Any) -> None:
     assert submit(client, sunat).status_code == PENDING
 
 
-_json = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=12),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
-                                                                max_size=4),
-    max_leaves=12,
-)
+_json = json_values(text=12, items=4, keys=4, leaves=12)
 _bodies = _json | st.fixed_dictionaries(
     {"document_type": st.sampled_from(["CC", "CE", "PA", "XX", ""]),
      "document_number": st.text(max_size=24)},

@@ -10,27 +10,20 @@ JSON body is validated against the schema the spec documents for it (formats che
 
 from __future__ import annotations
 
-import contextlib
-import inspect
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import anyio
 import httpx
-import jsonschema
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
+from apihelpers import BASE, ApiHelpers, advance, force, held, job_count, json_values, only_job, serving
 from jobmock import Mock, VirtualClock, resolve_spec
-from jobmock.asgi import create_app
 from jobmock.spec import Operation
-from jobmock.validation import schema_validator
 
 SPEC = resolve_spec("docimprint")
-BASE = "http://mock.test"
 OPS = {op.operation_id: op for op in SPEC.submit_operations}
 EXTRACT, SUMMARIZE, QA, BATCH = OPS["extract"], OPS["summarize"], OPS["qa"], OPS["createBatchJob"]
 STATUS = SPEC.status_operation
@@ -56,134 +49,20 @@ ASYNC = {"extract": {}, "summarize": {"async": "true"}, "qa": {"async": "true"},
 
 # -- helpers --------------------------------------------------------------------------------
 
-
-def creds(index: int) -> dict[str, str]:
-    return SPEC.auth.headers_for(SPEC.demo_tenants()[index][1])
-
-
-A, B = creds(0), creds(1)
-
-
-def _resolve(node: Any) -> Any:
-    while isinstance(node, dict) and "$ref" in node:
-        target: Any = SPEC.document
-        for part in node["$ref"][2:].split("/"):
-            target = target[part.replace("~1", "/").replace("~0", "~")]
-        node = target
-    return node
-
-
-def documented(op: Operation, status: int) -> jsonschema.Draft202012Validator:
-    responses = _resolve(SPEC.document["paths"][op.path])[op.method.lower()]["responses"]
-    assert str(status) in responses, f"{op.operation_id} documents no {status} answer"
-    schema = _resolve(responses[str(status)])["content"]["application/json"]["schema"]
-    return schema_validator(SPEC, schema).evolve(
-        format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
-
-
-def check(op: Operation, response: httpx.Response) -> Any:
-    body = response.json()
-    errors = [f"/{'/'.join(map(str, e.absolute_path))}: {e.message}"
-              for e in documented(op, response.status_code).iter_errors(body)]
-    assert not errors, f"{op.operation_id} {response.status_code} body breaks its schema: {errors}"
-    return body
-
-
-def error_body(name: str, **ctx: Any) -> Any:
-    return SPEC.errors[name].body(ctx)
+H = ApiHelpers(SPEC)
+check, error_body, assert_retry_after, status_url = H.check, H.error_body, H.assert_retry_after, H.status_url
+#: The job id from the places job_id_from names that an answer has (all present agree).
+job_id_of = H.job_id_present
+A, B = H.creds(0), H.creds(1)
 
 
 def status_of(op: Operation, key: str) -> int:
     return op.responses[key].status
 
 
-def job_id_of(op: Operation, response: httpx.Response) -> str:
-    """The job id from the first place job_id_from names that this answer has; all agree."""
-    ids = []
-    for source in op.job_id_from:
-        kind, _, where = source.partition(":")
-        if kind == "header":
-            ids.append(response.headers.get(where))
-        else:
-            value: Any = response.json()
-            for part in where.strip("/").split("/"):
-                value = value.get(part) if isinstance(value, dict) else None
-            ids.append(value)
-    present = {v for v in ids if v is not None}
-    assert len(present) == 1, ids
-    return str(present.pop())
-
-
-def assert_retry_after(response: httpx.Response, word: str) -> None:
-    value = response.headers.get("Retry-After")
-    if LC.states[word] in SPEC.retry_after_roles:
-        assert value is not None and re.fullmatch(r"[0-9]+", value), value
-        assert int(value) == SPEC.retry_after_seconds
-    else:
-        assert value is None, f"Retry-After {value!r} on a {word} job"
-
-
-def status_url(job_id: str) -> str:
-    return STATUS.path.replace("{" + (STATUS.job_id_param or "id") + "}", job_id)
-
-
-def advance(client: TestClient, seconds: float) -> None:
-    assert client.post("/_jobmock/clock/advance", json={"seconds": seconds}).status_code == 200
-
-
-def force(client: TestClient, job_id: str, status: str, **extra: Any) -> None:
-    r = client.post(f"/_jobmock/jobs/{job_id}/outcome", json={"status": status, **extra})
-    assert r.status_code == 200, r.text
-
-
 def queue(client: TestClient, name: str, headers: dict[str, str] = A) -> httpx.Response:
     op = OPS[name]
     return client.post(op.path, params=ASYNC[name], json=BODIES[name], headers=headers)
-
-
-def job_count(client: TestClient) -> int:
-    return len(client.get("/_jobmock/jobs").json()["jobs"])
-
-
-@contextlib.asynccontextmanager
-async def serving(mock: Mock) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(mock)
-    try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as c:
-            yield c
-    finally:
-        await app.aclose()
-
-
-async def held(send: Callable[[], Awaitable[httpx.Response]],
-               *steps: Callable[[], Any]) -> tuple[httpx.Response, int]:
-    """Start ``send()``; once every task is blocked, run ``steps`` one at a time until it
-    answers. Returns the answer and how many steps ran before it came."""
-    box: dict[str, httpx.Response] = {}
-
-    async def go() -> None:
-        box["r"] = await send()
-
-    ran = 0
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(go)
-        await anyio.wait_all_tasks_blocked()
-        for step in steps:
-            if "r" in box:
-                break
-            result = step()
-            if inspect.isawaitable(result):
-                await result
-            ran += 1
-            await anyio.wait_all_tasks_blocked()
-        assert "r" in box, f"no answer after all {len(steps)} steps"
-    return box["r"], ran
-
-
-def only_job(mock: Mock) -> str:
-    jobs = list(mock.engine.jobs())
-    assert len(jobs) == 1
-    return jobs[0].id
 
 
 # -- queued jobs: submit and poll ------------------------------------------------------------------
@@ -482,13 +361,7 @@ def test_unparsable_body_is_the_validation_error(make_client: Any, content: byte
     assert job_count(client) == 0
 
 
-_json = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=10),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
-                                                                max_size=3),
-    max_leaves=10,
-)
+_json = json_values(text=10, items=3, keys=3, leaves=10)
 
 
 @pytest.mark.parametrize("name", list(BODIES))

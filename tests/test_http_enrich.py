@@ -7,23 +7,20 @@ JSON body is validated against the schema the spec documents for it (formats che
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import httpx
-import jsonschema
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
+from apihelpers import BASE, ApiHelpers, advance, job_count, json_values
+from apihelpers import post_outcome as force
 from jobmock import resolve_spec
 from jobmock.asgi import create_app
-from jobmock.spec import Operation
-from jobmock.validation import schema_validator
 
 SPEC = resolve_spec("enrich")
-BASE = "http://mock.test"
 SUBMIT = SPEC.submit_operations[0]
 STATUS = SPEC.status_operation
 LC = SPEC.lifecycle
@@ -36,85 +33,17 @@ TXS = ["NETFLIX.COM 866-579-7172 CA", "SQ *BLUE BOTTLE COFFEE OAKLAND CA", "AMZN
 
 # -- helpers --------------------------------------------------------------------------------
 
-
-def creds(index: int) -> dict[str, str]:
-    return SPEC.auth.headers_for(SPEC.demo_tenants()[index][1])
-
-
-A, B = creds(0), creds(1)
-
-
-def _resolve(node: Any) -> Any:
-    while isinstance(node, dict) and "$ref" in node:
-        target: Any = SPEC.document
-        for part in node["$ref"][2:].split("/"):
-            target = target[part.replace("~1", "/").replace("~0", "~")]
-        node = target
-    return node
-
-
-def documented(op: Operation, status: int) -> jsonschema.Draft202012Validator:
-    responses = _resolve(SPEC.document["paths"][op.path])[op.method.lower()]["responses"]
-    assert str(status) in responses, f"{op.operation_id} documents no {status} answer"
-    schema = _resolve(responses[str(status)])["content"]["application/json"]["schema"]
-    return schema_validator(SPEC, schema).evolve(
-        format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
-
-
-def check(op: Operation, response: httpx.Response) -> Any:
-    body = response.json()
-    errors = [f"/{'/'.join(map(str, e.absolute_path))}: {e.message}"
-              for e in documented(op, response.status_code).iter_errors(body)]
-    assert not errors, f"{op.operation_id} {response.status_code} body breaks its schema: {errors}"
-    return body
-
-
-def error_body(name: str, **ctx: Any) -> Any:
-    return SPEC.errors[name].body(ctx)
+H = ApiHelpers(SPEC)
+check, error_body, assert_retry_after, status_url = H.check, H.error_body, H.assert_retry_after, H.status_url
+A, B = H.creds(0), H.creds(1)
 
 
 def job_id_of(response: httpx.Response) -> str:
-    ids = []
-    for source in SUBMIT.job_id_from:
-        kind, _, where = source.partition(":")
-        if kind == "header":
-            ids.append(response.headers.get(where))
-        else:
-            value: Any = response.json()
-            for part in where.strip("/").split("/"):
-                value = value.get(part) if isinstance(value, dict) else None
-            ids.append(value)
-    assert ids and len(set(ids)) == 1 and isinstance(ids[0], str) and ids[0], ids
-    return str(ids[0])
-
-
-def assert_retry_after(response: httpx.Response, word: str) -> None:
-    value = response.headers.get("Retry-After")
-    if LC.states[word] in SPEC.retry_after_roles:
-        assert value is not None and re.fullmatch(r"[0-9]+", value), value
-        assert int(value) == SPEC.retry_after_seconds
-    else:
-        assert value is None, f"Retry-After {value!r} on a {word} job"
-
-
-def advance(client: TestClient, seconds: float) -> None:
-    assert client.post("/_jobmock/clock/advance", json={"seconds": seconds}).status_code == 200
-
-
-def force(client: TestClient, job_id: str, status: str, **extra: Any) -> httpx.Response:
-    return client.post(f"/_jobmock/jobs/{job_id}/outcome", json={"status": status, **extra})
+    return H.job_id(SUBMIT, response)
 
 
 def submit(client: TestClient, txs: list[str] = TXS, headers: dict[str, str] = A) -> httpx.Response:
     return client.post(SUBMIT.path, json={"transactions": txs}, headers=headers)
-
-
-def status_url(job_id: str) -> str:
-    return STATUS.path.replace("{" + (STATUS.job_id_param or "id") + "}", job_id)
-
-
-def job_count(client: TestClient) -> int:
-    return len(client.get("/_jobmock/jobs").json()["jobs"])
 
 
 # -- submit and poll --------------------------------------------------------------------------
@@ -243,7 +172,7 @@ def test_unknown_job_is_not_found(make_client: Any) -> None:
 # -- validation ----------------------------------------------------------------------------------
 
 
-MAX_ITEMS = _resolve(SPEC.document["components"]["schemas"]["EnrichAsyncRequest"])[
+MAX_ITEMS = H.resolve(SPEC.document["components"]["schemas"]["EnrichAsyncRequest"])[
     "properties"]["transactions"]["maxItems"]
 
 
@@ -303,13 +232,7 @@ def test_lone_surrogate_in_a_transaction_never_makes_a_500(make_mock: Any) -> No
             check(STATUS, r)
 
 
-_json = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=10),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
-                                                                max_size=3),
-    max_leaves=10,
-)
+_json = json_values(text=10, items=4, keys=3, leaves=10)
 
 
 def test_any_json_body_gets_a_documented_answer(make_client: Any) -> None:

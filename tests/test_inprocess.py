@@ -321,9 +321,12 @@ def test_contract_state_machine_passes_through_the_respx_adapter(api: str) -> No
     assert isinstance(unfinished, list)
 
 
-def test_the_contract_state_machine_catches_a_fault_through_the_respx_adapter() -> None:
-    with jobmock.mock("croma", faults=["unknown_job_500"]) as active, \
-            pytest.raises(ContractViolation, match=r"\[errors\]"):
+@pytest.mark.parametrize(("fault", "check"), [("wrong_status_word", "poll_schema"),
+                                              ("missing_location", "submit_answer")])
+def test_the_contract_state_machine_catches_a_fault_through_the_respx_adapter(
+        fault: str, check: str) -> None:
+    with jobmock.mock("croma", faults=[fault]) as active, \
+            pytest.raises(ContractViolation, match=rf"\[{check}\]"):
         run_machine(CROMA, active.base_url, RunOptions(examples=4, steps=20, shrink=False), None)
 
 

@@ -263,6 +263,53 @@ def test_times_caps_a_response_rule_and_reset_restarts_the_counters() -> None:
     assert isinstance(mock.scenario, ActiveScenario)
 
 
+def test_job_polls_moves_a_matched_job_one_step_every_n_polls() -> None:
+    lc = CLORO.lifecycle
+    mock, client = cloro_client({"rules": [{"match": {"body": {"/payload/prompt": "slow"}},
+                                            "job": {"polls": 2, "outcome": "FAILED"}}]})
+    with client:
+        polled = client.post(CLORO_OP.path, json=task("slow"), headers=CLORO_AUTH).json()["task"]["id"]
+        timed = client.post(CLORO_OP.path, json=task("fast"), headers=CLORO_AUTH).json()["task"]["id"]
+        mock.engine.advance_clock(CLORO.timing.queued[1] + CLORO.timing.running[1] + 1)
+        seen = [client.get(f"/v1/task/{polled}", headers=CLORO_AUTH).json()["task"]["status"]
+                for _ in range(4)]
+        other = client.get(f"/v1/task/{timed}", headers=CLORO_AUTH).json()["task"]["status"]
+    assert seen == [lc.queued, lc.running, lc.running, "FAILED"]
+    assert lc.is_terminal(other)
+
+
+def test_method_and_path_globs_and_the_default_malformed_body() -> None:
+    _, client = cloro_client({"rules": [{"match": {"method": "GET", "path": "/v1/task/*"},
+                                         "response": {"malformed": True}}]})
+    with client:
+        created = client.post(CLORO_OP.path, json=task(), headers=CLORO_AUTH)
+        polled = client.get(f"/v1/task/{created.json()['task']['id']}", headers=CLORO_AUTH)
+    assert created.json()["success"] is True
+    assert polled.status_code == 200 and polled.headers["content-type"] == "application/json"
+    with pytest.raises(ValueError):
+        json.loads(polled.content)
+
+
+def test_job_progress_replaces_the_specs_steps_for_matched_jobs_only() -> None:
+    spec = resolve_spec("docimprint")
+    op = next(o for o in spec.submit_operations if o.operation_id == "extract")
+    mock = Mock(spec, clock=VirtualClock())
+    mock.load_scenario({"api": "docimprint", "description": "x", "rules": [{
+        "match": {"body": {"/source": "https://example.com/mine.pdf"}},
+        "job": {"queued_for": 0, "running_for": 30, "progress": [{"pct": 33, "message": "one third"}]}}]})
+    auth = spec.auth.headers_for(spec.demo_tenants()[0][1])
+    with TestClient(create_app(mock), base_url="http://mock.test") as client:
+        mine = client.post(op.path, json={"source": "https://example.com/mine.pdf"},
+                           headers=auth).json()["job_id"]
+        other = client.post(op.path, json={"source": "https://example.com/other.pdf"},
+                            headers=auth).json()["job_id"]
+        mock.engine.advance_clock(16)
+        got = client.get(f"/v1/jobs/{mine}").json()
+    assert (got["progress_pct"], got["progress_message"]) == (33, "one third")
+    assert mock.engine.get(other).progress_steps is None  # type: ignore[union-attr]
+    assert spec.progress_steps and all(pct != 33 for pct, _ in spec.progress_steps)
+
+
 def test_loading_starts_clean_and_replacing_restores_what_the_old_scenario_changed() -> None:
     mock = Mock(CLORO, clock=VirtualClock(), seed=3)
     mock.engine.submit(CLORO_OP, tenant="org_a", body=task())

@@ -14,12 +14,10 @@ import hashlib
 import hmac
 import itertools
 import json
-import random
 import re
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping
-from datetime import datetime
 from typing import Any
 
 import anyio
@@ -28,6 +26,7 @@ import jsonschema
 import pytest
 from starlette.testclient import TestClient
 
+from apihelpers import resolve
 from jobmock import Mock, Request, Response, VirtualClock, resolve_spec
 from jobmock.asgi import create_app
 from jobmock.errors import ValidationFailed
@@ -35,31 +34,27 @@ from jobmock.receiver import Received, WebhookReceiver
 from jobmock.senders import SyncSender
 from jobmock.spec import ApiSpec, Operation
 from jobmock.webhooks import ATTEMPT_HEADER, DELIVERY_HEADER, Delivery, DeliveryBook
+from webhookhelpers import (
+    FAULT_DELAY,
+    TERMINAL_ROLES,
+    WEBHOOK_TIMEOUT,
+    check_receiver_saw,
+    epoch,
+    load_faults,
+    with_pointer,
+)
 
 #: A secret of the test's own, so a signature made with the spec's demo secret fails.
 SECRET = "whsec_test_only_8d1f0c"
-WEBHOOK_TIMEOUT = 0.3  # the mock gives up on a receiver after this
-FAULT_DELAY = 0.6  # seconds the receiver holds a "slow" answer: past the timeout
-
-TERMINAL_ROLES = ("completed", "failed", "canceled", "expired", "rejected")
 
 
 # -- spec readers ---------------------------------------------------------------------------
 
 
-def _resolve(doc: Mapping[str, Any], node: Any) -> Any:
-    while isinstance(node, dict) and "$ref" in node:
-        target: Any = doc
-        for part in node["$ref"].removeprefix("#/").split("/"):
-            target = target[part.replace("~1", "/").replace("~0", "~")]
-        node = target
-    return node
-
-
 def _operation(spec: ApiSpec, operation_id: str) -> dict[str, Any]:
     doc = spec.document
     for item in doc["paths"].values():
-        for op in _resolve(doc, item).values():
+        for op in resolve(doc, item).values():
             if isinstance(op, dict) and op.get("operationId") == operation_id:
                 return op
     raise LookupError(operation_id)
@@ -69,15 +64,15 @@ def callback_post(spec: ApiSpec, operation_id: str) -> dict[str, Any]:
     """The OpenAPI ``post`` of the (single) callback the operation declares."""
     doc = spec.document
     callbacks = _operation(spec, operation_id)["callbacks"]
-    [callback] = [_resolve(doc, c) for c in callbacks.values()]
+    [callback] = [resolve(doc, c) for c in callbacks.values()]
     [path_item] = callback.values()
-    return dict(_resolve(doc, path_item)["post"])
+    return dict(resolve(doc, path_item)["post"])
 
 
 def callback_validator(spec: ApiSpec, operation_id: str) -> jsonschema.Draft202012Validator:
     """A validator for the callback body; ``#/components/...`` refs resolve in the spec."""
     post = callback_post(spec, operation_id)
-    body = _resolve(spec.document, post["requestBody"])
+    body = resolve(spec.document, post["requestBody"])
     schema = dict(body["content"]["application/json"]["schema"])
     schema["components"] = spec.document["components"]
     return jsonschema.Draft202012Validator(
@@ -87,7 +82,7 @@ def callback_validator(spec: ApiSpec, operation_id: str) -> jsonschema.Draft2020
 def callback_headers(spec: ApiSpec, operation_id: str) -> dict[str, dict[str, Any]]:
     """The callback's header parameters, by lower-case name."""
     post = callback_post(spec, operation_id)
-    params = [_resolve(spec.document, p) for p in post.get("parameters", [])]
+    params = [resolve(spec.document, p) for p in post.get("parameters", [])]
     return {p["name"].lower(): p for p in params if p["in"] == "header"}
 
 
@@ -100,17 +95,6 @@ def error_template(spec: ApiSpec, name: str) -> dict[str, Any]:
 
 
 # -- driving a mock ---------------------------------------------------------------------------
-
-
-def with_pointer(body: dict[str, Any], pointer: str, value: Any) -> dict[str, Any]:
-    """``body`` with ``value`` placed at the JSON pointer (creating objects on the way)."""
-    out: dict[str, Any] = json.loads(json.dumps(body))
-    parts = pointer.lstrip("/").split("/")
-    node = out
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-    node[parts[-1]] = value
-    return out
 
 
 def auth_headers(spec: ApiSpec, index: int = 0) -> dict[str, str]:
@@ -218,10 +202,6 @@ def at(t: float | None) -> float:
     """A time that must be set by now."""
     assert t is not None
     return t
-
-
-def epoch(iso_text: str) -> float:
-    return datetime.fromisoformat(iso_text.replace("Z", "+00:00")).timestamp()
 
 
 def book_of(mock: Mock) -> DeliveryBook:
@@ -733,65 +713,16 @@ def _wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
 JOBS = 1000
 
 
-def load_faults(receiver: WebhookReceiver, n: int, seed: int) -> Counter[str]:
-    """Queue ``n`` seeded answers: 500, slow (past the timeout), dropped, or 200."""
-    rng = random.Random(seed)
-    plan: Counter[str] = Counter()
-    for _ in range(n):
-        x = rng.random()
-        if x < 0.35:
-            receiver.fail_next(1, status=500)
-            plan["500"] += 1
-        elif x < 0.45:
-            receiver.fail_next(1, delay=FAULT_DELAY)
-            plan["slow"] += 1
-        elif x < 0.55:
-            receiver.fail_next(1, drop=True)
-            plan["drop"] += 1
-        else:
-            receiver.fail_next(1, status=200)
-            plan["200"] += 1
-    return plan
-
-
 def attempt_keys(deliveries: list[Delivery]) -> Counter[tuple[str, int]]:
     return Counter((d.id, a.number) for d in deliveries for a in d.attempts)
 
 
-def received_keys(received: list[Received]) -> Counter[tuple[str, int]]:
-    return Counter((str(r.header(DELIVERY_HEADER)), int(r.header(ATTEMPT_HEADER) or 0))
-                   for r in received)
-
-
-#: How a sender records an attempt that never connected (so no receiver can have seen it).
-NEVER_CONNECTED = ("timeout: ConnectTimeout", "ConnectError")
-
-
 def check_receiver_saw_the_journal(receiver: WebhookReceiver, deliveries: list[Delivery],
                                    wait: float = 10.0) -> tuple[list[Received], int]:
-    """Every attempt the journal lists reached the receiver exactly once, and nothing else did.
-
-    The one exception is an attempt the journal itself records as never connected (its
-    connect timed out or was refused): no request was written, so the receiver cannot
-    have it. Returns what the receiver got and how many such attempts there were.
-    """
-    attempts = {(d.id, a.number): a for d in deliveries for a in d.attempts}
-    listed = attempt_keys(deliveries)
-    unconnected = {k for k, a in attempts.items() if (a.error or "").startswith(NEVER_CONNECTED)}
-    try:
-        got = receiver.wait_for(len(attempts) - len(unconnected), timeout=wait)
-    except TimeoutError:
-        got = list(receiver.received)
-    seen = received_keys(got)
-    missing = {k for k in listed - seen if k not in unconnected}
-    if missing:
-        errors = Counter((attempts[k].error or f"status {attempts[k].status}")[:60] for k in missing)
-        pytest.fail(f"{len(missing)} of {len(attempts)} attempts the journal lists never reached "
-                    f"the receiver; their recorded answers: {errors.most_common(4)}")
-    extra = seen - listed
-    assert not extra, f"requests the journal does not list: {extra.most_common(5)}"
-    assert max(seen.values(), default=1) == 1, "an attempt arrived twice"
-    return got, len(unconnected)
+    """Every attempt the journal lists reached the receiver exactly once, and nothing else did
+    (bar those the journal records as never connected): see ``check_receiver_saw``."""
+    answers = {(d.id, a.number): (a.error, a.status) for d in deliveries for a in d.attempts}
+    return check_receiver_saw(receiver, attempt_keys(deliveries), answers, wait)
 
 
 def check_schedule(deliveries: list[Delivery], delays: list[float], attempts_max: int,

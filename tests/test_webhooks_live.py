@@ -11,20 +11,19 @@ are read from the spec.
 from __future__ import annotations
 
 import itertools
-import random
 import socket
 import subprocess
 import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+import webhookhelpers as wh
 from jobmock import resolve_spec
 from jobmock.receiver import WebhookReceiver
 from jobmock.spec import ApiSpec
@@ -33,13 +32,6 @@ pytestmark = pytest.mark.live
 
 API = "cloro"
 JOBS = 1000
-WEBHOOK_TIMEOUT = 0.3
-FAULT_DELAY = 0.6  # past the webhook timeout
-DELIVERY_HEADER = "x-jobmock-delivery"  # jobmock's own headers on every attempt
-ATTEMPT_HEADER = "x-jobmock-attempt"
-TERMINAL_ROLES = ("completed", "failed", "canceled", "expired", "rejected")
-#: How the sender records an attempt that never connected (so no receiver can have it).
-NEVER_CONNECTED = ("timeout: ConnectTimeout", "ConnectError")
 
 
 def _free_port() -> int:
@@ -48,17 +40,13 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def epoch(iso_text: str) -> float:
-    return datetime.fromisoformat(iso_text.replace("Z", "+00:00")).timestamp()
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[str]:
     """A ``jobmock serve cloro --clock virtual ...`` process; yields its base URL."""
     port = _free_port()
     log = (tmp_path / "server.log").open("wb")
     cmd = [sys.executable, "-m", "jobmock.cli", "serve", API, "--clock", "virtual",
-           "--allow-private-callbacks", "--webhook-timeout", str(WEBHOOK_TIMEOUT),
+           "--allow-private-callbacks", "--webhook-timeout", str(wh.WEBHOOK_TIMEOUT),
            "--port", str(port), "--seed", "5"]
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
@@ -89,34 +77,9 @@ def server(tmp_path: Path) -> Iterator[str]:
 
 
 def _body(spec: ApiSpec, i: int, url: str) -> dict[str, Any]:
-    body: dict[str, Any] = {"taskType": "CHATGPT", "payload": {"prompt": f"prompt {i}"}}
     assert spec.webhooks is not None
-    parts = spec.webhooks.url_pointer.lstrip("/").split("/")
-    node = body
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-    node[parts[-1]] = url
-    return body
-
-
-def _load_faults(receiver: WebhookReceiver, n: int, seed: int) -> Counter[str]:
-    rng = random.Random(seed)
-    plan: Counter[str] = Counter()
-    for _ in range(n):
-        x = rng.random()
-        if x < 0.35:
-            receiver.fail_next(1, status=500)
-            plan["500"] += 1
-        elif x < 0.45:
-            receiver.fail_next(1, delay=FAULT_DELAY)
-            plan["slow"] += 1
-        elif x < 0.55:
-            receiver.fail_next(1, drop=True)
-            plan["drop"] += 1
-        else:
-            receiver.fail_next(1, status=200)
-            plan["200"] += 1
-    return plan
+    return wh.with_pointer({"taskType": "CHATGPT", "payload": {"prompt": f"prompt {i}"}},
+                           spec.webhooks.url_pointer, url)
 
 
 def _settle(client: httpx.Client, timeout: float = 60.0) -> list[dict[str, Any]]:
@@ -141,23 +104,8 @@ def _settle(client: httpx.Client, timeout: float = 60.0) -> list[dict[str, Any]]
 def _check_receiver(receiver: WebhookReceiver,
                     deliveries: list[dict[str, Any]]) -> tuple[list[Any], int]:
     """The receiver got exactly the attempts the journal lists (bar never-connected ones)."""
-    attempts = {(d["id"], a["number"]): a for d in deliveries for a in d["attempts"]}
-    unconnected = {k for k, a in attempts.items() if (a["error"] or "").startswith(NEVER_CONNECTED)}
-    try:
-        got = receiver.wait_for(len(attempts) - len(unconnected), timeout=10)
-    except TimeoutError:
-        got = list(receiver.received)
-    seen = Counter((r.header(DELIVERY_HEADER), int(r.header(ATTEMPT_HEADER) or 0)) for r in got)
-    missing = [k for k in attempts if k not in seen and k not in unconnected]
-    if missing:
-        errors = Counter((attempts[k]["error"] or f"status {attempts[k]['status']}")[:60]
-                         for k in missing)
-        pytest.fail(f"{len(missing)} of {len(attempts)} attempts the journal lists never reached "
-                    f"the receiver; their recorded answers: {errors.most_common(4)}")
-    extra = [k for k in seen if k not in attempts]
-    assert not extra, f"requests the journal does not list: {extra[:5]}"
-    assert max(seen.values(), default=1) == 1, "an attempt arrived twice"
-    return got, len(unconnected)
+    answers = {(d["id"], a["number"]): (a["error"], a["status"]) for d in deliveries for a in d["attempts"]}
+    return wh.check_receiver_saw(receiver, Counter(answers.keys()), answers, wait=10)
 
 
 def test_thousand_cloro_jobs_against_a_live_server_and_a_faulty_receiver(
@@ -171,7 +119,7 @@ def test_thousand_cloro_jobs_against_a_live_server_and_a_faulty_receiver(
     policy = spec.webhooks.retry
     delays = list(policy.delays)
     roles = spec.lifecycle.states
-    plan = _load_faults(webhook_receiver, JOBS * policy.attempts, seed=77)
+    plan = wh.load_faults(webhook_receiver, JOBS * policy.attempts, seed=77)
     headers = spec.auth.headers_for(spec.demo_tenants()[0][1])
     op = spec.submit_operations[0]
     # while jobs still run, step the clock far enough that many of them end per step
@@ -190,12 +138,12 @@ def test_thousand_cloro_jobs_against_a_live_server_and_a_faulty_receiver(
         rounds = 0
         for rounds in range(1, 10 * JOBS):  # noqa: B007 - reported below
             counts = client.get("/_jobmock/jobs", params={"status": "-"}).json()["counts"]
-            working = sum(n for word, n in counts.items() if roles[word] not in TERMINAL_ROLES)
+            working = sum(n for word, n in counts.items() if roles[word] not in wh.TERMINAL_ROLES)
             clock = client.get("/_jobmock/clock").json()
             if clock["next_due"] is None:
                 assert working == 0
                 break
-            step = max(0.0, epoch(clock["next_due"]) - clock["epoch"]) + 0.001
+            step = max(0.0, wh.epoch(clock["next_due"]) - clock["epoch"]) + 0.001
             if working:
                 step = max(step, job_step)
             answer = client.post("/_jobmock/clock/advance", json={"seconds": step})
@@ -210,7 +158,7 @@ def test_thousand_cloro_jobs_against_a_live_server_and_a_faulty_receiver(
 
     # none lost: every job ended and has exactly one delivery (cloro fires on terminal only)
     assert sorted(jobs) == sorted(job_ids)
-    assert all(roles[j["status"]] in TERMINAL_ROLES for j in jobs.values())
+    assert all(roles[j["status"]] in wh.TERMINAL_ROLES for j in jobs.values())
     assert sorted(d["job_id"] for d in deliveries) == sorted(job_ids)
     states: Counter[str] = Counter()
     for d in deliveries:
@@ -227,7 +175,7 @@ def test_thousand_cloro_jobs_against_a_live_server_and_a_faulty_receiver(
             assert a["finished_at"] is not None
             assert (a["status"] is None) != (a["error"] is None)
         for prev, nxt in itertools.pairwise(attempts):
-            gap = epoch(nxt["scheduled_at"]) - epoch(prev["finished_at"])
+            gap = wh.epoch(nxt["scheduled_at"]) - wh.epoch(prev["finished_at"])
             assert gap == pytest.approx(delays[prev["number"] - 1], abs=0.002)
         ok = [a["status"] is not None and 200 <= a["status"] < 300 for a in attempts]
         if d["state"] == "delivered":
@@ -241,11 +189,11 @@ def test_thousand_cloro_jobs_against_a_live_server_and_a_faulty_receiver(
     by_id = {d["id"]: d for d in deliveries}
     answered: Counter[str] = Counter()
     for r in got:
-        d = by_id[r.header(DELIVERY_HEADER)]
-        attempt = d["attempts"][int(r.header(ATTEMPT_HEADER) or 0) - 1]
+        d = by_id[r.header(wh.DELIVERY_HEADER)]
+        attempt = d["attempts"][int(r.header(wh.ATTEMPT_HEADER) or 0) - 1]
         assert r.json()["task"]["id"] == d["job_id"]
         sent_headers = {k.lower(): v for k, v in attempt["headers"].items()}
-        assert sent_headers[DELIVERY_HEADER] == d["id"]
+        assert sent_headers[wh.DELIVERY_HEADER] == d["id"]
         for name, value in sent_headers.items():
             assert r.header(name) == value, name
         word = r.answered.split(" ")[0]
@@ -254,7 +202,7 @@ def test_thousand_cloro_jobs_against_a_live_server_and_a_faulty_receiver(
             assert word == str(attempt["status"])
         if word == "dropped":
             assert attempt["error"]
-    bodies = {d["id"]: {r.body for r in got if r.header(DELIVERY_HEADER) == d["id"]}
+    bodies = {d["id"]: {r.body for r in got if r.header(wh.DELIVERY_HEADER) == d["id"]}
               for d in deliveries}
     assert all(len(b) <= 1 for b in bodies.values())  # one body per delivery, across retries
     errors = Counter((a["error"] or "").split(":")[0] for d in deliveries for a in d["attempts"]

@@ -198,11 +198,11 @@ def serve(api: str, host: str, port: int, clock_kind: str, speed: float, seed: i
     sys.stdout.flush()
     if server == "granian":
         _serve_granian(app, host, port)
-        return
-    import uvicorn
+    else:
+        import uvicorn
 
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
-                lifespan="on")
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
+                    lifespan="on")
     from .behaviour import client_summary
 
     click.echo(client_summary(mock))
