@@ -1,4 +1,5 @@
-"""A wheel carries what an installed jobmock needs outside this repository."""
+"""A wheel carries what an installed jobmock needs outside this repository: the specs, the
+scenario catalog, the schemas and the contract suite."""
 
 from __future__ import annotations
 
@@ -17,7 +18,10 @@ def test_the_wheel_ships_the_specs_schemas_and_the_contract_suite(tmp_path: Path
     names = set(zipfile.ZipFile(wheel).namelist())
     for spec in (ROOT / "openapi").glob("*.yaml"):
         assert f"jobmock/specs/{spec.name}" in names, spec.name
-    for needed in ("jobmock/schemas/x-jobmock.schema.json", "jobmock/py.typed",
+    for scenario in (ROOT / "fixtures").rglob("*.yaml"):
+        assert f"jobmock/fixtures/{scenario.relative_to(ROOT / 'fixtures').as_posix()}" in names
+    for needed in ("jobmock/schemas/x-jobmock.schema.json", "jobmock/schemas/scenario.schema.json",
+                   "jobmock/py.typed",
                    "jobmock/contract/suite/pytest.ini", "jobmock/contract/suite/conftest.py",
                    "jobmock/contract/suite/test_contract.py"):
         assert needed in names, needed

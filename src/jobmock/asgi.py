@@ -100,7 +100,11 @@ class JobmockApp:
         if result.delay > 0:
             await self._sleep_clock(result.delay)
         if result.drop:
-            return  # no response: the server closes the connection
+            # uvicorn answers 500 to an app that never starts a response; a response started
+            # and never finished makes it close the connection instead.
+            await send({"type": "http.response.start", "status": result.status,
+                        "headers": [(b"content-length", b"1")]})
+            return
         await _send(send, result, head=scope["method"] == "HEAD")
 
     async def _sleep_clock(self, seconds: float) -> None:

@@ -162,6 +162,8 @@ def serve(api: str, host: str, port: int, clock_kind: str, speed: float, seed: i
         raise click.BadParameter("must be positive", param_hint="--speed")
     plan = None
     if scenario is not None:  # the scenario's clock and seed, unless given here
+        import dataclasses
+
         from click.core import ParameterSource
 
         from .errors import ScenarioError
@@ -176,7 +178,9 @@ def serve(api: str, host: str, port: int, clock_kind: str, speed: float, seed: i
             clock_kind = plan.clock
             if ctx.get_parameter_source("speed") is ParameterSource.DEFAULT:
                 speed = plan.speed
-        if plan.seed is not None and ctx.get_parameter_source("seed") is ParameterSource.DEFAULT:
+        if ctx.get_parameter_source("seed") is not ParameterSource.DEFAULT:
+            plan = dataclasses.replace(plan, seed=seed)
+        elif plan.seed is not None:
             seed = plan.seed
     mock = Mock(spec, clock=make_clock(clock_kind, speed), seed=seed, journal_size=journal_size,
                 allow_private_callbacks=allow_private_callbacks, webhook_secret=webhook_secret,

@@ -103,9 +103,11 @@ __all__ = [
     "StoryFailure",
     "StoryRunner",
     "catalog",
+    "compare",
     "fixtures_dir",
     "install_scenario",
     "load_scenario",
+    "pointer_get",
     "run_story",
     "run_story_async",
     "scenario_files",
@@ -1578,7 +1580,7 @@ def _fill_path(template: str, params: Mapping[str, str]) -> str:
 
 
 class _DropAware:
-    """An ASGI wrapper for in-process stories: an answer the app never starts (a dropped
+    """An ASGI wrapper for in-process stories: an answer the app never finishes (a dropped
     connection) becomes the transport error a socket client sees."""
 
     def __init__(self, app: Any) -> None:
@@ -1587,16 +1589,16 @@ class _DropAware:
     async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
         import httpx
 
-        started = False
+        finished = False
 
         async def watch(message: MutableMapping[str, Any]) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
+            nonlocal finished
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                finished = True
             await send(message)
 
         await self.app(scope, receive, watch)
-        if scope["type"] == "http" and not started:
+        if scope["type"] == "http" and not finished:
             raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
 
 
