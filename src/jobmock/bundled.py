@@ -12,16 +12,19 @@ from pathlib import Path
 from .errors import SpecError
 from .spec import ApiSpec, load_spec
 
-__all__ = ["bundled_names", "resolve_spec", "spec_dir", "spec_path"]
+__all__ = ["bundled_names", "resolve_spec", "resource_dir", "spec_dir", "spec_path"]
+
+
+def resource_dir(packaged: str, in_repository: str) -> Path:
+    """``jobmock/<packaged>`` in an installed wheel, else ``<in_repository>/`` at the repo root."""
+    here = Path(__file__).resolve().parent
+    inside = here / packaged
+    return inside if inside.is_dir() else here.parent.parent / in_repository
 
 
 def spec_dir() -> Path:
     """The folder holding the bundled specs."""
-    here = Path(__file__).resolve().parent
-    packaged = here / "specs"
-    if packaged.is_dir():
-        return packaged
-    return here.parent.parent / "openapi"
+    return resource_dir("specs", "openapi")
 
 
 def bundled_names() -> list[str]:

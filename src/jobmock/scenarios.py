@@ -83,12 +83,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import jsonschema
-import yaml
 
-from .bundled import bundled_names, resolve_spec
+from .bundled import bundled_names, resolve_spec, resource_dir
 from .engine import Advance, JobPlan, Timer
 from .errors import ApiError, LimitExceeded, ScenarioError, SpecError
-from .spec import ROLES, ApiSpec, Operation
+from .spec import ROLES, ApiSpec, Operation, read_yaml
 
 if TYPE_CHECKING:
     import httpx
@@ -501,14 +500,7 @@ def load_scenario(source: str | Path | Mapping[str, Any] | Scenario, *,
         file = file or str(path)
         base_dir = path.parent
         default_name = path.stem
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ScenarioError(file, "", f"a readable scenario file ({exc.strerror})") from exc
-        try:
-            doc = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ScenarioError(file, "", f"valid YAML ({exc})") from exc
+        doc = read_yaml(Path(file), "scenario", ScenarioError)
     if not isinstance(doc, dict):
         raise ScenarioError(file, "", "a scenario: a mapping with api, description, rules and story")
     validator = jsonschema.Draft202012Validator(scenario_schema())
@@ -1062,11 +1054,7 @@ def scenario_mock(source: Any, **options: Any) -> Mock:
 
 def fixtures_dir() -> Path:
     """Where the scenario catalog lives: ``jobmock/fixtures`` in a wheel, else ``fixtures/``."""
-    here = Path(__file__).resolve().parent
-    packaged = here / "fixtures"
-    if packaged.is_dir():
-        return packaged
-    return here.parent.parent / "fixtures"
+    return resource_dir("fixtures", "fixtures")
 
 
 def scenario_files(directory: str | Path | None = None) -> list[Path]:

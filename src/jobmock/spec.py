@@ -45,6 +45,7 @@ __all__ = [
     "Webhooks",
     "extension_schema",
     "load_spec",
+    "read_yaml",
 ]
 
 ROLES = ("queued", "running", "completed", "failed", "canceled", "expired", "rejected")
@@ -305,21 +306,26 @@ class ApiSpec:
 # --------------------------------------------------------------------------- loading
 
 
-def load_spec(source: str | Path) -> ApiSpec:
-    """Load, validate and compile the spec at ``source`` (a path to a YAML or JSON file)."""
-    path = Path(source)
+def read_yaml(path: Path, what: str, error: type[SpecError] = SpecError) -> Any:
+    """The parsed YAML (or JSON) file at ``path``; ``error(file, "", expected)`` if it can't be."""
     file = str(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise SpecError(file, "", f"a readable spec file ({exc.strerror})") from exc
+        raise error(file, "", f"a readable {what} file ({exc.strerror})") from exc
     try:
-        doc = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise SpecError(file, "", f"valid YAML ({exc})") from exc
+        raise error(file, "", f"valid YAML ({exc})") from exc
+
+
+def load_spec(source: str | Path) -> ApiSpec:
+    """Load, validate and compile the spec at ``source`` (a path to a YAML or JSON file)."""
+    path = Path(source)
+    doc = read_yaml(path, "spec")
     if not isinstance(doc, dict):
-        raise SpecError(file, "", "an OpenAPI document (a mapping)")
-    return build_spec(doc, file, default_name=path.stem)
+        raise SpecError(str(path), "", "an OpenAPI document (a mapping)")
+    return build_spec(doc, str(path), default_name=path.stem)
 
 
 def _pointer(parts: Any) -> str:
