@@ -142,6 +142,7 @@ class Mock:
         self.webhooks: DeliveryBook | None = None
         if spec.webhooks is not None:
             self.webhooks = DeliveryBook(self.engine, spec.webhooks, secret=webhook_secret)
+            self.webhooks.allow_private = allow_private_callbacks
             if webhook_timeout is not None:
                 self.webhooks.timeout = webhook_timeout
         self.validators = {o.operation_id: OperationValidator(spec, o) for o in spec.operations}

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 
 import httpx
 
+from .urlrules import check_resolved
 from .webhooks import Attempt, Delivery, DeliveryBook
 
 __all__ = ["AsyncSender", "SyncSender"]
@@ -35,6 +37,16 @@ class SyncSender:
         book.set_sender(self)
 
     def __call__(self, delivery: Delivery, attempt: Attempt) -> None:
+        host = self.book.host_to_resolve(delivery.url)
+        if host is not None:
+            try:
+                infos = socket.getaddrinfo(host, None)
+            except OSError:
+                infos = []  # unresolvable here: let the client report it
+            refused = check_resolved(host, [str(i[4][0]) for i in infos])
+            if refused:
+                self.book.report(delivery, attempt, error=f"refused: {refused}")
+                return
         try:
             response = self.client.post(delivery.url, content=delivery.body,
                                         headers=attempt.headers, timeout=self.timeout)
@@ -91,6 +103,16 @@ class AsyncSender:
                                       max_keepalive_connections=self._concurrency)
                 self._client = httpx.AsyncClient(follow_redirects=False, limits=limits)
             timeout = httpx.Timeout(self.timeout, pool=None)
+            host = self.book.host_to_resolve(delivery.url)
+            if host is not None:
+                try:
+                    infos = await asyncio.get_running_loop().getaddrinfo(host, None)
+                except OSError:
+                    infos = []  # unresolvable here: let the client report it
+                refused = check_resolved(host, [str(i[4][0]) for i in infos])
+                if refused:
+                    self.book.report(delivery, attempt, error=f"refused: {refused}")
+                    return
             try:
                 response = await self._client.post(delivery.url, content=delivery.body,
                                                    headers=attempt.headers, timeout=timeout)

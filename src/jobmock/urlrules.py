@@ -17,7 +17,7 @@ import ipaddress
 import socket
 from urllib.parse import urlsplit
 
-__all__ = ["check_callback_url"]
+__all__ = ["check_callback_url", "check_resolved", "needs_resolution"]
 
 _LOCAL_SUFFIXES = (".localhost", ".local", ".internal", ".localdomain", ".home.arpa")
 
@@ -67,4 +67,26 @@ def check_callback_url(url: object, rule: str, *, allow_private: bool = False) -
         return f"callback URL host {host!r} is not a public host"
     if ip is not None and not _is_public(ip):
         return f"callback URL host {host!r} is a private, loopback or reserved address"
+    return None
+
+
+def needs_resolution(url: str, rule: str, *, allow_private: bool = False) -> str | None:
+    """The host name to resolve before sending to ``url`` under ``rule`` (None: no need).
+
+    Under ``public-https`` a name could resolve to a private address (``127.0.0.1.nip.io``,
+    or DNS rebinding after the URL was accepted), so senders resolve it and check every
+    address with :func:`check_resolved` before connecting.
+    """
+    if rule != "public-https" or allow_private:
+        return None
+    host = (urlsplit(url).hostname or "").rstrip(".").lower()
+    return host if host and _literal_ip(host) is None else None
+
+
+def check_resolved(host: str, addresses: list[str]) -> str | None:
+    """Why a host whose addresses are ``addresses`` must not get a webhook, or None."""
+    for address in addresses:
+        ip = _literal_ip(address.split("%", 1)[0])
+        if ip is not None and not _is_public(ip):
+            return f"callback host {host!r} resolves to {address}, a private or loopback address"
     return None

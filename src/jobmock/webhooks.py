@@ -22,6 +22,7 @@ from typing import Any
 from .engine import Engine, Event, JobView
 from .spec import TERMINAL_ROLES, RetryPolicy, Webhooks
 from .templates import iso
+from .urlrules import needs_resolution
 
 __all__ = ["Attempt", "Delivery", "DeliveryBook", "Sender", "sign"]
 
@@ -107,12 +108,18 @@ class DeliveryBook:
         self._sender: Sender | None = None
         self._outbox: list[tuple[Delivery, Attempt]] = []
         self._listeners: list[Callable[[Delivery, Attempt], None]] = []
+        #: True under ``--allow-private-callbacks``: no address checks before sending.
+        self.allow_private = False
         #: Switched only by the mock's deliberate faults (jobmock.faults).
         self.wrong_signature = False
         self.retries_enabled = True
         engine.subscribe(self._on_event)
 
     # -- wiring ------------------------------------------------------------------------
+
+    def host_to_resolve(self, url: str) -> str | None:
+        """A host name a sender must resolve and check before it connects (SSRF guard)."""
+        return needs_resolution(url, self.config.url_rule, allow_private=self.allow_private)
 
     def set_sender(self, sender: Sender | None) -> None:
         """Attach the adapter that sends attempts; attempts already due are handed over now."""
