@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
+from . import pointers
 from .clock import Clock, VirtualClock
 from .engine import Advance, Engine, Job, JobPlan
 from .errors import (
@@ -344,9 +345,7 @@ class Mock:
         callback_url = None
         hooks = self.spec.webhooks
         if hooks is not None:
-            from .engine import _pointer_get
-
-            callback_url = _pointer_get(body, hooks.url_pointer)
+            callback_url = pointers.get(body, hooks.url_pointer)
             if callback_url is not None:
                 problem = check_callback_url(callback_url, hooks.url_rule,
                                              allow_private=self.allow_private_callbacks)

@@ -20,12 +20,13 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import pointers
 from .clock import Clock
 from .errors import LimitExceeded
 from .ids import IdMaker
 from .spec import TERMINAL_ROLES, ApiSpec, Operation
 from .store import JobStore, MemoryStore
-from .templates import iso, lookup
+from .templates import iso
 
 __all__ = ["Advance", "Engine", "Event", "Job", "JobPlan", "JobView", "Timer", "Watch"]
 
@@ -334,7 +335,7 @@ class Engine:
         now = self.clock.now()
         key = None
         if spec.idempotency_pointer is not None:
-            raw = _pointer_get(body, spec.idempotency_pointer)
+            raw = pointers.get(body, spec.idempotency_pointer)
             key = raw if isinstance(raw, str) and raw else None
             if key is not None and self.honour_idempotency:
                 existing = self._idempotency.get((tenant, key))
@@ -381,7 +382,7 @@ class Engine:
                 advance = Advance("manual")
             elif plan.polls is not None:
                 advance = Advance("polls", plan.polls)
-        items = _pointer_get(body, op.items_pointer) if op.items_pointer else None
+        items = pointers.get(body, op.items_pointer) if op.items_pointer else None
         cost = op.credits if op.credits is not None else spec.credits_cost
         job = Job(
             id=self._new_id(), seq=self._seq, tenant=tenant, type=job_type,
@@ -717,10 +718,3 @@ class Engine:
             if not w.done:
                 w.done = True
                 w.callback(job, True)
-
-
-def _pointer_get(doc: Any, pointer: str | None) -> Any:
-    if pointer is None or doc is None:
-        return None
-    parts = tuple(p.replace("~1", "/").replace("~0", "~") for p in pointer.lstrip("/").split("/"))
-    return lookup({"": doc}, ("", *parts)) if isinstance(doc, dict | list) else None

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from .pointers import get, replace_existing
 from .templates import iso, template_pointers
 
 if TYPE_CHECKING:
@@ -59,26 +60,6 @@ FAULTS: dict[str, Fault] = {f.name: f for f in [
 ]}
 
 
-def _set(doc: Any, pointer: str, value: Any) -> None:
-    parts = [p.replace("~1", "/").replace("~0", "~") for p in pointer.lstrip("/").split("/")]
-    node = doc
-    for part in parts[:-1]:
-        if not isinstance(node, dict) or part not in node:
-            return
-        node = node[part]
-    if isinstance(node, dict) and parts[-1] in node:
-        node[parts[-1]] = value
-
-
-def _get(doc: Any, pointer: str) -> Any:
-    node = doc
-    for part in pointer.lstrip("/").split("/"):
-        if not isinstance(node, dict):
-            return None
-        node = node.get(part.replace("~1", "/").replace("~0", "~"))
-    return node
-
-
 def apply_poll_faults(mock: Mock, job: Job, response: Response) -> Response:
     """Break a status answer the ways the switched-on faults say."""
     faults = mock.faults
@@ -94,29 +75,29 @@ def apply_poll_faults(mock: Mock, job: Job, response: Response) -> Response:
         if job.id in mock.fault_memory:
             other = sorted(w for w in spec.lifecycle.terminal_words if w != job.status)
             if other:
-                _set(body, status_pointer, other[0])
+                replace_existing(body, status_pointer, other[0])
         mock.fault_memory.add(job.id)
     if "wrong_status_word" in faults:
-        _set(body, status_pointer, "DONE-ISH")
+        replace_existing(body, status_pointer, "DONE-ISH")
     if "data_while_running" in faults and role in ("queued", "running"):
         # The result the job will have, shown early (so it still matches the schema).
         op = next(o for o in spec.operations if o.operation_id == job.operation_id)
         early = op.result({"job": mock.engine.view(job)}) if op.result is not None else {"x": 1}
         for p in template_pointers(tpl, "job.result"):
-            _set(body, p, early)
+            replace_existing(body, p, early)
     if "error_on_completed" in faults and role == "completed":
         for p in template_pointers(tpl, "job.error"):
-            _set(body, p, {"type": "bogus", "code": "bogus", "message": "bogus"})
+            replace_existing(body, p, {"type": "bogus", "code": "bogus", "message": "bogus"})
     if "results_out_of_order" in faults:
         for p in template_pointers(tpl, "job.result"):
-            value = _get(body, p)
+            value = get(body, p)
             if isinstance(value, list) and len(value) > 1:
-                _set(body, p, list(reversed(value)))
+                replace_existing(body, p, list(reversed(value)))
     if "timestamps_backwards" in faults:
         for p in template_pointers(tpl, "job.updated_at"):
-            _set(body, p, iso(job.created_at - 60 * job.polls))
+            replace_existing(body, p, iso(job.created_at - 60 * job.polls))
     if "progress_backwards" in faults:
         for p in template_pointers(tpl, "job.progress_pct"):
-            _set(body, p, max(0, 100 - 10 * job.polls))
+            replace_existing(body, p, max(0, 100 - 10 * job.polls))
     response.body = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
     return response

@@ -84,6 +84,7 @@ from typing import TYPE_CHECKING, Any
 
 import jsonschema
 
+from . import pointers
 from .bundled import bundled_names, resolve_spec, resource_dir
 from .engine import Advance, JobPlan, Timer
 from .errors import ApiError, LimitExceeded, ScenarioError, SpecError
@@ -148,24 +149,10 @@ def scenario_schema() -> dict[str, Any]:
 
 def pointer_get(doc: Any, pointer: str) -> Any:
     """The value at JSON pointer ``pointer`` in ``doc``, or :data:`MISSING`."""
-    if pointer == "":
-        return doc
-    if not pointer.startswith("/"):
+    if pointer and not pointer.startswith("/"):
         return MISSING
-    cur = doc
-    for raw in pointer[1:].split("/"):
-        part = raw.replace("~1", "/").replace("~0", "~")
-        if isinstance(cur, dict):
-            if part not in cur:
-                return MISSING
-            cur = cur[part]
-        elif isinstance(cur, list):
-            if not part.isdigit() or int(part) >= len(cur):
-                return MISSING
-            cur = cur[int(part)]
-        else:
-            return MISSING
-    return cur
+    found, value = pointers.find(doc, pointer)
+    return value if found else MISSING
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import jsonschema
 from jsonschema.exceptions import best_match
 
+from . import pointers
 from .errors import ValidationFailed
 from .spec import ApiSpec, Operation, Parameter
 
@@ -102,20 +103,9 @@ PLACEHOLDER_URL = "https://callback.jobmock.invalid/hook"
 
 
 def _with_placeholder_url(body: Any, pointer: str) -> Any:
-    parts = pointer.lstrip("/").split("/")
-    node = body
-    for part in parts[:-1]:
-        if not isinstance(node, dict) or not isinstance(node.get(part), dict):
-            return body
-        node = node[part]
-    if not isinstance(node, dict) or not isinstance(node.get(parts[-1]), str):
+    if not isinstance(pointers.get(body, pointer), str):
         return body
-    copy = json.loads(json.dumps(body))
-    node = copy
-    for part in parts[:-1]:
-        node = node[part]
-    node[parts[-1]] = PLACEHOLDER_URL
-    return copy
+    return pointers.with_value(body, pointer, PLACEHOLDER_URL)
 
 
 class OperationValidator:

@@ -21,6 +21,7 @@ from urllib.parse import unquote
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, multiple, precondition, rule
 
+from ..pointers import with_value, without
 from ..spec import ApiSpec, Operation
 from ..templates import render_string
 from .checks import Observation, run_checks
@@ -231,39 +232,6 @@ class SuiteContext:
         return out
 
 
-def _set_pointer(doc: Any, pointer: str, value: Any) -> Any:
-    doc = json.loads(json.dumps(doc)) if doc is not None else {}
-    if not isinstance(doc, dict):
-        return doc
-    node = doc
-    parts = pointer.lstrip("/").split("/")
-    for part in parts[:-1]:
-        if not isinstance(node.get(part), dict):
-            node[part] = {}
-        node = node[part]
-    node[parts[-1]] = value
-    return doc
-
-
-def _del_pointer(doc: Any, pointer: str) -> Any:
-    if not isinstance(doc, dict):
-        return doc
-    node: Any = doc
-    parts = pointer.lstrip("/").split("/")
-    for part in parts[:-1]:
-        node = node.get(part) if isinstance(node, dict) else None
-        if node is None:
-            return doc
-    if isinstance(node, dict):
-        node.pop(parts[-1], None)
-        if not node and len(parts) > 1:
-            parent: Any = doc
-            for part in parts[:-2]:
-                parent = parent[part]
-            parent.pop(parts[-2], None)
-    return doc
-
-
 def _case_strategy(op: Operation, schema: Any) -> st.SearchStrategy[tuple[dict[str, Any], Any]]:
     """Valid path parameters and bodies for ``op``, from schemathesis's generator."""
     api_op = schema.find_operation_by_id(op.operation_id)
@@ -306,14 +274,14 @@ def build_machine(spec: ApiSpec, make_context: Callable[[], SuiteContext]) -> ty
             ctx = self.ctx
             tenant = ctx.tenants[tenant_index]
             if hooks is not None:
-                body = _del_pointer(body, hooks.url_pointer)
+                body = without(body, hooks.url_pointer)
                 if callback and ctx.receiver_url:
-                    body = _set_pointer(body, hooks.url_pointer, ctx.receiver_url)
+                    body = with_value(body, hooks.url_pointer, ctx.receiver_url)
             key = None
             if spec.idempotency_pointer is not None and isinstance(body, dict):
                 self.counter += 1
                 key = f"contract-{uuid.uuid4().hex[:12]}-{self.counter}"
-                body = _set_pointer(body, spec.idempotency_pointer, key)
+                body = with_value(body, spec.idempotency_pointer, key)
             # The spec may say a callback answers at once: then no wait applies.
             skip = bool(callback and ctx.receiver_url and op.wait.callback_skips_wait)
             wait = 0.0 if skip else mode.wait
@@ -373,7 +341,7 @@ def build_machine(spec: ApiSpec, make_context: Callable[[], SuiteContext]) -> ty
                 example = pointer_get(op.body_example, pointer)[1]
                 if (found and isinstance(items, list) and isinstance(example, list)
                         and data.draw(st.booleans(), label="add the example's items")):
-                    body = _set_pointer(body, pointer, items + example)
+                    body = with_value(body, pointer, items + example)
             return body
 
         # -- polling ------------------------------------------------------------------------
@@ -422,7 +390,7 @@ def build_machine(spec: ApiSpec, make_context: Callable[[], SuiteContext]) -> ty
             if op.role == "submit":
                 params, body = data.draw(cases[op.operation_id], label="request")
                 if hooks is not None:
-                    body = _del_pointer(body, hooks.url_pointer)
+                    body = without(body, hooks.url_pointer)
                 ex = ctx.client.call(op, tenant=tenant, params=params, body=body,
                                      headers={"Prefer": "wait=0"} if op.wait.prefer_header else None,
                                      query=ctx.modes(op)[0].query,

@@ -10,11 +10,12 @@ from typing import Any
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 
+from ..pointers import with_value, without
 from ..receiver import Received, WebhookReceiver
 from ..spec import ApiSpec
 from .checks import Observation, run_checks
 from .client import ContractClient, Tenant
-from .machine import SuiteContext, TimeKeeper, _del_pointer, _set_pointer, build_machine
+from .machine import SuiteContext, TimeKeeper, build_machine
 
 __all__ = ["RunOptions", "make_context", "run_machine", "run_webhook_schedule"]
 
@@ -117,7 +118,7 @@ def _schedule(ctx: SuiteContext, spec: ApiSpec, receiver: WebhookReceiver) -> No
     hooks = spec.webhooks
     assert hooks is not None
     op = next(o for o in spec.submit_operations if o.body_example is not None)
-    body = _set_pointer(_del_pointer(op.body_example, hooks.url_pointer), hooks.url_pointer,
+    body = with_value(without(op.body_example, hooks.url_pointer), hooks.url_pointer,
                         ctx.receiver_url)
     params = {p.name: ((ctx.view.resolve(p.schema) or {}).get("enum") or ["contract"])[0]
               for p in op.parameters if p.location == "path"}

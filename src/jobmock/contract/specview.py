@@ -14,6 +14,7 @@ from typing import Any
 
 import jsonschema
 
+from ..pointers import find
 from ..spec import TERMINAL_ROLES, ApiSpec, Operation
 from ..templates import template_leaves, template_pointers
 from ..validation import schema_validator
@@ -23,18 +24,8 @@ __all__ = ["SpecView", "pointer_get"]
 _PLACEHOLDER = re.compile(r"\{[A-Za-z_][A-Za-z0-9_.]*(\|[a-z0-9]+)?\}")
 
 
-def pointer_get(doc: Any, pointer: str) -> tuple[bool, Any]:
-    """``(found, value)`` at a JSON pointer."""
-    node = doc
-    for raw in pointer.lstrip("/").split("/") if pointer not in ("", "/") else []:
-        part = raw.replace("~1", "/").replace("~0", "~")
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        else:
-            return False, None
-    return True, node
+#: ``(found, value)`` at a JSON pointer.
+pointer_get = find
 
 
 @dataclass(frozen=True, slots=True)
