@@ -164,10 +164,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """A line per registered check: how often it judged, and how many violations it raised
+    in this session (tests that break a server on purpose count too)."""
     ran = [c for c in CHECKS.values() if c.runs]
     if not ran:
         return
     terminalreporter.section("jobmock contract checks")
     for c in CHECKS.values():
-        state = "FAILED" if c.failures else ("ok" if c.runs else "not run")
-        terminalreporter.write_line(f"{c.name:<16} {state:<8} {c.runs:>6} observations   {c.title}")
+        state = f"{c.failures} violation(s)" if c.failures else ("ok" if c.runs else "not run")
+        terminalreporter.write_line(f"{c.name:<16} {state:<16} {c.runs:>6} observations   {c.title}")
