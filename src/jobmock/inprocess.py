@@ -515,16 +515,7 @@ class InProcessMock:
                                  f"{sorted(lc.terminal_words)} or role of {self.spec.name}")
         plan = JobPlan(queued_for=queued_for, running_for=running_for, outcome=word,
                        error=error, result=result, polls=polls, manual=manual)
-        left = [count]
-
-        def hook(*_args: Any) -> JobPlan | None:
-            if left[0] is not None:
-                if left[0] <= 0:
-                    return None
-                left[0] -= 1
-            return plan
-
-        self.mock.submit_hooks.append(hook)
+        self._next_submits(count, lambda: plan)
 
     def refuse_next(self, count: int | None = 1, error: str | None = None) -> None:
         """Answer the next ``count`` submits (every later one if None) with the spec's named
@@ -535,6 +526,13 @@ class InProcessMock:
         if name is None or name not in self.spec.errors:
             raise ValueError(f"name one of {self.spec.name}'s errors {sorted(self.spec.errors)}"
                              + (f", not {error!r}" if error else ""))
+        def refuse() -> JobPlan:
+            raise LimitExceeded(f"refused by refuse_next({count}, {name!r})", error_name=name)
+
+        self._next_submits(count, refuse)
+
+    def _next_submits(self, count: int | None, act: Callable[[], JobPlan]) -> None:
+        """Apply ``act`` to the next ``count`` submits (every later one if None)."""
         left = [count]
 
         def hook(*_args: Any) -> JobPlan | None:
@@ -542,7 +540,7 @@ class InProcessMock:
                 if left[0] <= 0:
                     return None
                 left[0] -= 1
-            raise LimitExceeded(f"refused by refuse_next({count}, {name!r})", error_name=name)
+            return act()
 
         self.mock.submit_hooks.append(hook)
 

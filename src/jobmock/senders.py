@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+from typing import Any
 
 import httpx
 
@@ -24,6 +25,15 @@ def _describe(exc: Exception) -> str:
     if isinstance(exc, httpx.TimeoutException):
         return f"timeout: {type(exc).__name__}"
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _refused(book: DeliveryBook, delivery: Delivery, attempt: Attempt, host: str,
+             infos: list[Any]) -> bool:
+    """Report ``attempt`` refused if ``host`` resolved to a private address."""
+    why = check_resolved(host, [str(info[4][0]) for info in infos])
+    if why:
+        book.report(delivery, attempt, error=f"refused: {why}")
+    return why is not None
 
 
 class SyncSender:
@@ -43,9 +53,7 @@ class SyncSender:
                 infos = socket.getaddrinfo(host, None)
             except OSError:
                 infos = []  # unresolvable here: let the client report it
-            refused = check_resolved(host, [str(i[4][0]) for i in infos])
-            if refused:
-                self.book.report(delivery, attempt, error=f"refused: {refused}")
+            if _refused(self.book, delivery, attempt, host, infos):
                 return
         try:
             response = self.client.post(delivery.url, content=delivery.body,
@@ -109,9 +117,7 @@ class AsyncSender:
                     infos = await asyncio.get_running_loop().getaddrinfo(host, None)
                 except OSError:
                     infos = []  # unresolvable here: let the client report it
-                refused = check_resolved(host, [str(i[4][0]) for i in infos])
-                if refused:
-                    self.book.report(delivery, attempt, error=f"refused: {refused}")
+                if _refused(self.book, delivery, attempt, host, infos):
                     return
             try:
                 response = await self._client.post(delivery.url, content=delivery.body,
