@@ -78,3 +78,14 @@ def test_the_clean_mock_passes(api: str, receiver: WebhookReceiver) -> None:
     spec = resolve_spec(api)
     with serve_mock(spec, seed=3, allow_private_callbacks=True, webhook_timeout=2.0) as server:
         run_suite(spec, server.url, receiver)
+
+
+def test_a_server_refusing_loopback_callbacks_is_not_blamed_for_it(
+        receiver: WebhookReceiver) -> None:
+    """croma refuses private callback URLs; without --allow-private-callbacks the suite does
+    not send its loopback receiver's URL, passes, and leaves the schedule check not run."""
+    spec = resolve_spec("croma")
+    with serve_mock(spec, seed=3) as server:
+        run_machine(spec, server.url, OPTIONS, receiver)
+        assert run_webhook_schedule(spec, server.url, OPTIONS, receiver) is False
+        assert all(e.status != 400 or "callback" not in e.path for e in server.mock.journal)

@@ -498,14 +498,14 @@ def test_jobmock_serve_refuses_a_malformed_scenario_naming_file_and_key(tmp_path
     path.write_text(yaml.safe_dump({**CROMA_OK, "rules": [{"job": {"outcome": "succeeded"}}]}))
     result = CliRunner().invoke(main, ["serve", "croma", "--clock", "virtual", "--scenario", str(path)])
     assert result.exit_code != 0
-    assert f"{path}: at /rules/0/job/outcome: a terminal status word of croma" in result.output
+    assert f"{path}: at /rules/0/job/outcome: expected a terminal status word of croma" in result.output
 
 
 def test_jobmock_serve_refuses_a_scenario_for_another_api() -> None:
     path = fixture("enrich/job-fails.yaml")
     result = CliRunner().invoke(main, ["serve", "croma", "--scenario", str(path)])
     assert result.exit_code != 0
-    assert f"{path}: at /api: the API this mock serves ('croma')" in result.output
+    assert f"{path}: at /api: expected the API this mock serves ('croma')" in result.output
 
 
 def test_a_spec_path_resolves_relative_to_the_scenario_file(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import shlex
 import sys
@@ -11,6 +12,7 @@ import click
 
 from .bundled import bundled_names, resolve_spec, spec_path
 from .errors import SpecError
+from .pointers import without
 from .spec import ApiSpec, Operation
 
 __all__ = ["main"]
@@ -113,8 +115,12 @@ def banner(spec: ApiSpec, base: str, clock: str, speed: float, seed: int) -> str
     status = spec.status_operation
     credential = spec.demo_tenants()[0][1]
     extra = {"Prefer": "wait=0"} if op.wait.prefer_header else None
+    body = op.body_example
+    if spec.webhooks is not None and body is not None:
+        # The example's callback URL is a third party's: the banner's curl sends none.
+        body = without(copy.deepcopy(body), spec.webhooks.url_pointer)
     lines.append("submit:")
-    lines.append("  " + _curl(spec, base, op, credential, _example_path(op), op.body_example, extra))
+    lines.append("  " + _curl(spec, base, op, credential, _example_path(op), body, extra))
     poll_path = status.path.replace("{" + (status.job_id_param or "id") + "}", "JOB_ID")
     for p in status.parameters:
         if p.location == "path" and p.name != status.job_id_param:

@@ -15,7 +15,7 @@ GET/POST /_jobmock/advance            how jobs advance: ``{"mode": "time"|"polls
                                       "polls": N}`` (applies to jobs submitted after)
 GET      /_jobmock/webhooks           every webhook delivery and attempt (``?job_id=``)
 GET/POST /_jobmock/faults             deliberate contract violations: ``{"faults": [names]}``
-GET/POST /_jobmock/scenario           load a scenario (its YAML as JSON), or see which is loaded
+GET/POST /_jobmock/scenario           load a scenario (the file's YAML, or the same as JSON), or see it
 GET      /_jobmock/report             how the client behaved (see jobmock.behaviour)
 GET      /_jobmock/spec               the OpenAPI document this mock serves
 POST     /_jobmock/reset              forget every job and journal entry
@@ -46,13 +46,20 @@ class _Bad(Exception):
         self.message = message
 
 
-def _body(request: Request) -> dict[str, Any]:
+def _body(request: Request, yaml_ok: bool = False) -> dict[str, Any]:
     if not request.body.strip():
         return {}
     try:
         data = json.loads(request.body)
     except (ValueError, RecursionError) as exc:
-        raise _Bad(400, f"body is not valid JSON: {exc}") from exc
+        if not yaml_ok:
+            raise _Bad(400, f"body is not valid JSON: {exc}") from exc
+        import yaml
+
+        try:
+            data = yaml.safe_load(request.body)
+        except yaml.YAMLError as yexc:
+            raise _Bad(400, f"body is neither JSON nor YAML: {yexc}") from yexc
     if not isinstance(data, dict):
         raise _Bad(400, "body must be a JSON object")
     return data
@@ -83,6 +90,7 @@ def _route(mock: Mock, request: Request) -> tuple[int, Any]:
     engine.run_due()
     if parts == ["health"] and method == "GET":
         return 200, {"status": "ok", "api": mock.spec.name, "jobs": len(engine.store),
+                     "allow_private_callbacks": mock.allow_private_callbacks,
                      "clock": clock_info(mock)}
     if parts == ["clock"] and method == "GET":
         return 200, clock_info(mock)
@@ -162,7 +170,7 @@ def _route(mock: Mock, request: Request) -> tuple[int, Any]:
         from .errors import ScenarioError
 
         try:
-            scenario = mock.load_scenario(_body(request))
+            scenario = mock.load_scenario(_body(request, yaml_ok=True))
         except ScenarioError as exc:
             raise _Bad(400, str(exc)) from None
         return 200, {"loaded": getattr(scenario, "name", None)}

@@ -46,7 +46,7 @@ class SpecError(JobmockError):
         self.file = file
         self.key = key
         self.expected = expected
-        super().__init__(f"{file}: at {key or '(root)'}: {expected}")
+        super().__init__(f"{file}: at {key or '(root)'}: expected {expected}")
 
 
 class ScenarioError(SpecError):

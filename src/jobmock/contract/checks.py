@@ -105,7 +105,8 @@ def check_submit(ctx: SuiteContext, obs: Observation) -> None:
     allowed = view.submit_statuses[op.operation_id]
     if ex.status not in allowed:
         raise fail(ctx, "submit_answer",
-                   f"{op.operation_id} answered {ex.status}; the spec allows {sorted(allowed)}.\n"
+                   f"{op.operation_id} answered a valid request with {ex.status}; the spec's "
+                   f"answers to a submit are {sorted(allowed)}.\n"
                    f"Body: {_body_text(ex)}")
     _validate(ctx, "submit_answer", view.response_validator(op, ex.status), ex.json(),
               f"the {ex.status} answer of {op.operation_id}")

@@ -13,6 +13,7 @@ from hypothesis.stateful import run_state_machine_as_test
 from ..pointers import with_value, without
 from ..receiver import Received, WebhookReceiver
 from ..spec import ApiSpec
+from ..urlrules import check_callback_url
 from .checks import Observation, run_checks
 from .client import ContractClient, Tenant
 from .machine import SuiteContext, TimeKeeper, build_machine
@@ -53,9 +54,26 @@ def make_context(spec: ApiSpec, base_url: str, options: RunOptions,
     secret = options.webhook_secret
     if secret is None and spec.webhooks is not None and spec.webhooks.signature is not None:
         secret = spec.webhooks.signature.secret
-    url = options.receiver_url or (receiver.url if receiver is not None else None)
+    url = options.receiver_url or _loopback_receiver(spec, client, keeper, receiver)
     return SuiteContext(spec, client, tenants(spec, options), timekeeper=keeper,
                         receiver=receiver, receiver_url=url, webhook_secret=secret)
+
+
+def _loopback_receiver(spec: ApiSpec, client: ContractClient, keeper: TimeKeeper,
+                       receiver: WebhookReceiver | None) -> str | None:
+    """The suite's loopback receiver URL, if the server will accept it as a callback URL:
+    the spec's rule allows it, or a jobmock server says it accepts private callbacks.
+    Otherwise callbacks are not tested (give ``--receiver-url`` to test them)."""
+    if receiver is None or spec.webhooks is None:
+        return None
+    if check_callback_url(receiver.url, spec.webhooks.url_rule) is None:
+        return receiver.url
+    if keeper.virtual:
+        health = client.send("GET", "/_jobmock/health", note="does the mock accept loopback callbacks?")
+        data = health.json() if health.status == 200 else None
+        if isinstance(data, dict) and data.get("allow_private_callbacks"):
+            return receiver.url
+    return None
 
 
 def run_machine(spec: ApiSpec, base_url: str, options: RunOptions,
@@ -91,10 +109,11 @@ def run_machine(spec: ApiSpec, base_url: str, options: RunOptions,
 def run_webhook_schedule(spec: ApiSpec, base_url: str, options: RunOptions,
                          receiver: WebhookReceiver) -> bool:
     """A receiver that always fails must see every attempt of the spec's schedule, on time,
-    with one body, and no more. Needs a jobmock virtual clock; returns False if there is none."""
+    with one body, and no more. Needs a jobmock virtual clock and a receiver the server
+    accepts; returns False (not run) without them."""
     ctx = make_context(spec, base_url, options, receiver)
     try:
-        if not ctx.time.virtual:
+        if not ctx.time.virtual or ctx.receiver_url is None:
             return False
         receiver.clear()
         receiver.fail_always(status=500)

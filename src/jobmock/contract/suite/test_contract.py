@@ -47,7 +47,9 @@ def test_webhook_retry_schedule(api_spec: ApiSpec, base_url: str,
                                 receiver: WebhookReceiver) -> None:
     """A receiver that always fails sees every attempt of the spec's schedule, and no more."""
     if not run_webhook_schedule(api_spec, base_url, run_options(contract_options), receiver):
-        pytest.skip("the retry schedule takes real minutes; run it against a jobmock virtual clock")
+        pytest.skip("not run: the retry schedule needs a jobmock virtual clock (it takes real "
+                    "minutes) and a callback URL the server accepts (--receiver-url, or a mock "
+                    "started with --allow-private-callbacks)")
 
 
 # -- the stateless phase: schemathesis's checks on every operation -------------------------
