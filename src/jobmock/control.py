@@ -27,14 +27,18 @@ job 404.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import TYPE_CHECKING, Any
+
+from jsonschema.exceptions import best_match
 
 from .engine import Advance
 from .templates import iso
 
 if TYPE_CHECKING:
     from .dispatch import Mock, Request, Response
+    from .engine import Job
 
 __all__ = ["handle_control"]
 
@@ -120,6 +124,14 @@ def _route(mock: Mock, request: Request) -> tuple[int, Any]:
             raise _Bad(400, f"status must be a status word {sorted(lc.states)} or a role")
         if data.get("when", "now") not in ("now", "scheduled"):
             raise _Bad(400, "when must be 'now' or 'scheduled'")
+        existing = engine.get(parts[1])
+        if existing is not None and (data.get("error") is not None or data.get("result") is not None):
+            word = status if status in lc.states else lc.word(status)
+            problem = _forced_body_problem(mock, existing, str(word), data.get("error"),
+                                           data.get("result"))
+            if problem:
+                raise _Bad(400, f"the forced error/result would break the spec's status body: "
+                                f"{problem}")
         try:
             job = engine.force(parts[1], status, error=data.get("error"), result=data.get("result"),
                                when=str(data.get("when", "now")))
@@ -190,3 +202,35 @@ def _route(mock: Mock, request: Request) -> tuple[int, Any]:
         mock.reset()
         return 200, {"status": "reset"}
     raise _Bad(404, f"no control endpoint {method} /_jobmock/{path}")
+
+
+def _forced_body_problem(mock: Mock, job: Job, word: str, error: Any, result: Any) -> str | None:
+    """Why the status body of ``job`` ended in ``word`` with this error/result would not
+    match the spec's status schema (None if it would)."""
+    from .dispatch import Request
+    from .validation import schema_validator
+
+    trial = dataclasses.replace(job, status=word, history=list(job.history))
+    if error is not None:
+        trial.error = error
+    if result is not None:
+        trial.result = result
+    if mock.spec.lifecycle.is_terminal(word):
+        trial.completed_at = mock.clock.now()
+    op = mock.spec.status_operation
+    node = mock.spec.document["paths"][op.path][op.method.lower()]["responses"]
+    response = node.get(str(mock.spec.status.status))
+    while isinstance(response, dict) and "$ref" in response:
+        target: Any = mock.spec.document
+        for part in response["$ref"][2:].split("/"):
+            target = target[part]
+        response = target
+    schema = (((response or {}).get("content") or {}).get("application/json") or {}).get("schema")
+    if schema is None:
+        return None
+    body = mock.render_job(mock.spec.status, trial, Request("GET", op.path), {}).json()
+    err = best_match(schema_validator(mock.spec, schema).iter_errors(body))
+    if err is None:
+        return None
+    where = "/" + "/".join(str(p) for p in err.absolute_path)
+    return f"at {where}: {err.message}"
