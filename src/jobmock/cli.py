@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import shlex
+import signal
 import sys
 from typing import Any
 
@@ -206,17 +207,26 @@ def serve(api: str, host: str, port: int, clock_kind: str, speed: float, seed: i
     base = f"http://{host}:{port}"
     click.echo(banner(spec, base, clock_kind, speed, seed))
     sys.stdout.flush()
-    if server == "granian":
-        _serve_granian(app, host, port)
-    else:
-        import uvicorn
-
-        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
-                    lifespan="on")
     from .behaviour import client_summary
 
-    click.echo(client_summary(mock))
-    click.echo("jobmock stopped.")
+    # uvicorn stops gracefully on SIGTERM too, then re-raises it: end with a clean exit, so
+    # the summary below is printed as it is after Ctrl-C.
+    signal.signal(signal.SIGTERM, _exit_quietly)
+    try:
+        if server == "granian":
+            _serve_granian(app, host, port)
+        else:
+            import uvicorn
+
+            uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
+                        lifespan="on")
+    finally:
+        click.echo(client_summary(mock))
+        click.echo("jobmock stopped.")
+
+
+def _exit_quietly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _serve_granian(app: Any, host: str, port: int) -> None:
