@@ -132,14 +132,18 @@ class _Router(respx.MockRouter):
     #: The origin a pass-through names: no route of this router matched.
     _unmatched = respx.Route()
 
+    def _unmatched_request(self, request: httpx.Request) -> PassThrough:
+        """What an unmatched request becomes when pass-through is on."""
+        return PassThrough(f"not mocked, passed through: {request!r}", request=request,
+                           origin=self._unmatched)
+
     def handler(self, request: httpx.Request) -> httpx.Response:
         try:
             response: httpx.Response = super().handler(request)
         except AllMockedAssertionError:
             if not self.pass_through_unmatched:
                 raise
-            raise PassThrough(f"not mocked, passed through: {request!r}", request=request,
-                              origin=self._unmatched) from None
+            raise self._unmatched_request(request) from None
         return response
 
     async def async_handler(self, request: httpx.Request) -> httpx.Response:
@@ -148,8 +152,7 @@ class _Router(respx.MockRouter):
         except AllMockedAssertionError:
             if not self.pass_through_unmatched:
                 raise
-            raise PassThrough(f"not mocked, passed through: {request!r}", request=request,
-                              origin=self._unmatched) from None
+            raise self._unmatched_request(request) from None
         return response
 
 

@@ -77,8 +77,6 @@ import re
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -88,7 +86,7 @@ from . import pointers
 from .bundled import bundled_names, resolve_spec, resource_dir
 from .engine import Advance, JobPlan, Timer
 from .errors import ApiError, LimitExceeded, ScenarioError, SpecError
-from .spec import ROLES, ApiSpec, Operation, read_yaml
+from .spec import ROLES, ApiSpec, Operation, packaged_schema, read_yaml
 
 if TYPE_CHECKING:
     import httpx
@@ -136,12 +134,9 @@ _MATCHER_KEYS = frozenset({"$present", "$len", "$in", "$pluck", "$equals", "$gte
 _STEP_KINDS = ("submit", "request", "poll", "advance", "force", "expect", "note")
 
 
-@cache
 def scenario_schema() -> dict[str, Any]:
     """The JSON Schema of a scenario file, shipped in the package."""
-    text = resources.files("jobmock").joinpath("schemas/scenario.schema.json").read_text()
-    schema: dict[str, Any] = json.loads(text)
-    return schema
+    return packaged_schema("scenario")
 
 
 # --------------------------------------------------------------------------- values

@@ -54,11 +54,16 @@ HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 
 
 @cache
-def extension_schema() -> dict[str, Any]:
-    """The JSON Schema of ``x-jobmock`` shipped in the package."""
-    text = resources.files("jobmock").joinpath("schemas/x-jobmock.schema.json").read_text()
+def packaged_schema(name: str) -> dict[str, Any]:
+    """A JSON Schema shipped in ``jobmock/schemas/`` (``name`` without ``.schema.json``)."""
+    text = resources.files("jobmock").joinpath(f"schemas/{name}.schema.json").read_text()
     schema: dict[str, Any] = json.loads(text)
     return schema
+
+
+def extension_schema() -> dict[str, Any]:
+    """The JSON Schema of ``x-jobmock`` shipped in the package."""
+    return packaged_schema("x-jobmock")
 
 
 def _operation_schema() -> dict[str, Any]:
