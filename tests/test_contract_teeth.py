@@ -14,7 +14,7 @@ import pytest
 from jobmock.bundled import resolve_spec
 from jobmock.contract import ContractViolation
 from jobmock.contract.runner import RunOptions, run_machine, run_webhook_schedule
-from jobmock.faults import FAULTS
+from jobmock.faults import FAULTS, set_faults
 from jobmock.receiver import WebhookReceiver
 from jobmock.spec import ApiSpec
 from jobmock.testing import serve_mock
@@ -66,7 +66,7 @@ def test_every_fault_has_a_row() -> None:
 def test_the_suite_catches_the_fault(fault: str, receiver: WebhookReceiver) -> None:
     spec = resolve_spec(WHERE[fault])
     with serve_mock(spec, seed=3, allow_private_callbacks=True, webhook_timeout=2.0) as server:
-        server.mock.set_faults([fault])
+        set_faults(server.mock, [fault])
         with pytest.raises(ContractViolation) as caught:
             run_suite(spec, server.url, receiver)
     assert caught.value.check == FAULTS[fault].check, str(caught.value)[:2000]

@@ -30,7 +30,7 @@ from respx.models import AllMockedAssertionError
 from starlette.testclient import TestClient
 
 import jobmock
-from jobmock import Mock, VirtualClock, resolve_spec
+from jobmock import Mock, VirtualClock, inprocess, resolve_spec
 from jobmock.asgi import create_app
 from jobmock.contract.runner import RunOptions, run_machine
 from jobmock.contract.violations import ContractViolation
@@ -759,9 +759,9 @@ def test_credential_helpers_present_a_demo_tenant(api_name: str) -> None:
         assert known.status_code == spec.errors["not_found"].status
 
 
-def test_scenario_option_goes_to_mock_load_scenario(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_scenario_option_goes_to_install_scenario(monkeypatch: pytest.MonkeyPatch) -> None:
     loaded: list[Any] = []
-    monkeypatch.setattr(Mock, "load_scenario", lambda self, source: loaded.append(source))
+    monkeypatch.setattr(inprocess, "install_scenario", lambda mock, source: loaded.append(source))
     jobmock.mock("croma", scenario={"name": "x"})
     assert loaded == [{"name": "x"}]
 

@@ -25,16 +25,18 @@ from jobmock.scenarios import (
     MISSING,
     ActiveScenario,
     StoryFailure,
+    active_scenario,
     catalog,
     compare,
     fixtures_dir,
+    install_scenario,
     load_scenario,
     pointer_get,
-    run_story,
     scenario_files,
     scenario_mock,
     scenario_schema,
 )
+from jobmock.testing import run_story
 
 FIXTURES = scenario_files()
 IDS = [p.relative_to(fixtures_dir()).as_posix() for p in FIXTURES]
@@ -180,7 +182,7 @@ CLORO_OTHER = CLORO.auth.headers_for(CLORO.demo_tenants()[1][1])
 
 def cloro_client(scenario: dict[str, Any]) -> tuple[Mock, TestClient]:
     mock = Mock(CLORO, clock=VirtualClock())
-    mock.load_scenario({"api": "cloro", "description": "test", **scenario})
+    install_scenario(mock, {"api": "cloro", "description": "test", **scenario})
     return mock, TestClient(create_app(mock), base_url="http://mock.test")
 
 
@@ -260,7 +262,7 @@ def test_times_caps_a_response_rule_and_reset_restarts_the_counters() -> None:
         job_id = client.post(CLORO_OP.path, json=task(), headers=CLORO_AUTH).json()["task"]["id"]
         again = client.get(f"/v1/task/{job_id}", headers=CLORO_AUTH)
     assert again.status_code == 503
-    assert isinstance(mock.scenario, ActiveScenario)
+    assert isinstance(active_scenario(mock), ActiveScenario)
 
 
 def test_job_polls_moves_a_matched_job_one_step_every_n_polls() -> None:
@@ -294,7 +296,7 @@ def test_job_progress_replaces_the_specs_steps_for_matched_jobs_only() -> None:
     spec = resolve_spec("docimprint")
     op = next(o for o in spec.submit_operations if o.operation_id == "extract")
     mock = Mock(spec, clock=VirtualClock())
-    mock.load_scenario({"api": "docimprint", "description": "x", "rules": [{
+    install_scenario(mock, {"api": "docimprint", "description": "x", "rules": [{
         "match": {"body": {"/source": "https://example.com/mine.pdf"}},
         "job": {"queued_for": 0, "running_for": 30, "progress": [{"pct": 33, "message": "one third"}]}}]})
     auth = spec.auth.headers_for(spec.demo_tenants()[0][1])
@@ -313,17 +315,18 @@ def test_job_progress_replaces_the_specs_steps_for_matched_jobs_only() -> None:
 def test_loading_starts_clean_and_replacing_restores_what_the_old_scenario_changed() -> None:
     mock = Mock(CLORO, clock=VirtualClock(), seed=3)
     mock.engine.submit(CLORO_OP, tenant="org_a", body=task())
-    mock.load_scenario({"api": "cloro", "description": "x", "seed": 9, "limits": {"concurrency": {"max": 1}},
-                        "advance": {"mode": "manual"}, "allow_private_callbacks": True})
+    install_scenario(mock, {"api": "cloro", "description": "x", "seed": 9,
+                            "limits": {"concurrency": {"max": 1}},
+                            "advance": {"mode": "manual"}, "allow_private_callbacks": True})
     assert len(mock.engine.store) == 0 and mock.journal.total == 0
     assert mock.spec.limits.concurrency_max == 1 and mock.engine.spec.limits.concurrency_max == 1
     assert mock.engine.advance.mode == "manual" and mock.allow_private_callbacks
     assert mock.engine.seed == 9
-    mock.load_scenario({"api": "cloro", "description": "y"})
+    install_scenario(mock, {"api": "cloro", "description": "y"})
     assert mock.spec.limits.concurrency_max == CLORO.limits.concurrency_max
     assert mock.engine.advance.mode == "time" and not mock.allow_private_callbacks
     assert mock.engine.seed == 3
-    assert mock.submit_hooks == [mock.scenario._on_submit]  # type: ignore[union-attr]
+    assert mock.submit_hooks == [active_scenario(mock)._on_submit]  # type: ignore[union-attr]
 
 
 def test_same_seed_same_ids_and_draws_every_time() -> None:
@@ -337,14 +340,14 @@ def test_same_seed_same_ids_and_draws_every_time() -> None:
 def test_a_scenario_for_another_api_is_refused() -> None:
     mock = Mock(CLORO, clock=VirtualClock())
     with pytest.raises(ScenarioError) as info:
-        mock.load_scenario(fixture("croma/job-expires.yaml"))
+        install_scenario(mock, fixture("croma/job-expires.yaml"))
     assert info.value.key == "/api" and "'cloro'" in info.value.expected
 
 
 def test_clock_mismatch_is_noted_not_fatal() -> None:
     mock = Mock(CLORO, clock=VirtualClock())
-    mock.load_scenario({"api": "cloro", "description": "x", "clock": {"kind": "real", "speed": 60}})
-    notes = mock.scenario.state()["notes"]  # type: ignore[union-attr]
+    install_scenario(mock, {"api": "cloro", "description": "x", "clock": {"kind": "real", "speed": 60}})
+    notes = active_scenario(mock).state()["notes"]  # type: ignore[union-attr]
     assert notes and "real clock x60" in notes[0]
 
 
@@ -388,7 +391,7 @@ def test_post_scenario_refuses_a_bad_one_with_400_naming_the_key(doc: dict[str, 
         r = client.post("/_jobmock/scenario", json=doc)
     assert r.status_code == 400
     assert f"at {key or '(root)'}:" in r.json()["error"]
-    assert mock.scenario is None
+    assert active_scenario(mock) is None
 
 
 # --------------------------------------------------------------------------- malformed files

@@ -22,8 +22,8 @@ import pytest
 import yaml
 
 from jobmock import bundled_names
-from jobmock.scenarios import fixtures_dir, load_scenario, run_story
-from jobmock.testing import free_port
+from jobmock.scenarios import fixtures_dir, load_scenario
+from jobmock.testing import free_port, run_story
 
 STARTUP_LIMIT = 30.0  # seconds: a guard against a hung start, not a measurement
 

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from jobmock.cli import main
 from jobmock.contract import ContractViolation
 from jobmock.contract.runner import RunOptions, run_machine
+from jobmock.faults import set_faults
 from jobmock.spec import ApiSpec, load_spec
 from jobmock.testing import serve_mock
 
@@ -43,7 +44,7 @@ def test_the_contract_suite_passes_it_and_catches_a_fault_in_it(acme: ApiSpec) -
     options = RunOptions(examples=6, steps=25, shrink=False)
     with serve_mock(acme, seed=2) as server:
         run_machine(acme, server.url, options, None)
-        server.mock.set_faults(["results_out_of_order"])
+        set_faults(server.mock, ["results_out_of_order"])
         with pytest.raises(ContractViolation) as caught:
             run_machine(acme, server.url, options, None)
     assert caught.value.check == "invariants"

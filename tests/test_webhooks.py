@@ -33,6 +33,7 @@ from jobmock.errors import ValidationFailed
 from jobmock.receiver import Received, WebhookReceiver
 from jobmock.senders import SyncSender
 from jobmock.spec import ApiSpec, Operation
+from jobmock.stack import Stack
 from jobmock.webhooks import ATTEMPT_HEADER, DELIVERY_HEADER, Delivery, DeliveryBook
 from webhookhelpers import (
     FAULT_DELAY,
@@ -134,7 +135,7 @@ def submit_request(spec: ApiSpec, callback_url: str | None, i: int = 0) -> Reque
 
 
 def call(mock: Mock, request: Request) -> Response:
-    result = mock.dispatch(request)
+    result = Stack(mock).handle(request)
     assert isinstance(result, Response), "a submit with wait=0 must not suspend"
     return result
 

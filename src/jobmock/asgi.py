@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from .dispatch import Mock, Request, Response, Suspend
+from .stack import Stack
 
 if TYPE_CHECKING:
     from .senders import AsyncSender
@@ -30,8 +31,10 @@ Send = Callable[[Message], Awaitable[None]]
 class JobmockApp:
     """An ASGI application for one mock."""
 
-    def __init__(self, mock: Mock) -> None:
+    def __init__(self, mock: Mock, *, control: bool = True) -> None:
         self.mock = mock
+        #: The API router and the control router over ``mock``.
+        self.stack = Stack(mock, control=control)
         self._ticker: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
         self._sleep_until: float | None = None
@@ -94,7 +97,7 @@ class JobmockApp:
             body += message.get("body", b"")
             more = message.get("more_body", False)
         request = _to_request(scope, body)
-        result = self.mock.dispatch(request)
+        result = self.stack.handle(request)
         if isinstance(result, Suspend):
             result = await self._hold(result)
         if result.delay > 0:
@@ -195,6 +198,6 @@ async def _send(send: Send, response: Response, head: bool = False) -> None:
     await send({"type": "http.response.body", "body": b"" if head else response.body})
 
 
-def create_app(mock: Mock) -> JobmockApp:
-    """The ASGI app serving ``mock``."""
-    return JobmockApp(mock)
+def create_app(mock: Mock, *, control: bool = True) -> JobmockApp:
+    """The ASGI app serving ``mock`` (and its control plane unless ``control`` is false)."""
+    return JobmockApp(mock, control=control)

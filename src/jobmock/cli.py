@@ -153,8 +153,8 @@ def banner(spec: ApiSpec, base: str, clock: str, speed: float, seed: int) -> str
               help="Load a QA scenario file (see fixtures/ and `jobmock scenarios`).")
 @click.option("--fault", "faults", multiple=True, metavar="NAME",
               help="Switch on a deliberate contract violation (repeatable; see GET /_jobmock/faults).")
-@click.option("--server", type=click.Choice(["uvicorn", "granian"]), default="uvicorn",
-              show_default=True, help="The ASGI server (granian must be installed).")
+@click.option("--server", type=click.Choice(["granian", "uvicorn"]), default="granian",
+              show_default=True, help="The ASGI server: granian (fast, the default) or uvicorn.")
 def serve(api: str, host: str, port: int, clock_kind: str, speed: float, seed: int,
           journal_size: int, allow_private_callbacks: bool, webhook_secret: str | None,
           webhook_timeout: float | None, scenario: str | None, faults: tuple[str, ...],
@@ -192,15 +192,18 @@ def serve(api: str, host: str, port: int, clock_kind: str, speed: float, seed: i
     mock = Mock(spec, clock=make_clock(clock_kind, speed), seed=seed, journal_size=journal_size,
                 allow_private_callbacks=allow_private_callbacks, webhook_secret=webhook_secret,
                 webhook_timeout=webhook_timeout)
+    from .faults import set_faults
+
     try:
-        mock.set_faults(faults)
+        set_faults(mock, faults)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--fault") from exc
     if scenario is not None:
         from .errors import ScenarioError
+        from .scenarios import install_scenario
 
         try:
-            mock.load_scenario(plan if plan is not None else scenario)
+            install_scenario(mock, plan if plan is not None else scenario)
         except ScenarioError as exc:
             raise click.ClickException(str(exc)) from exc
     app = create_app(mock)
@@ -210,11 +213,12 @@ def serve(api: str, host: str, port: int, clock_kind: str, speed: float, seed: i
     from .behaviour import client_summary
 
     # uvicorn stops gracefully on SIGTERM too, then re-raises it: end with a clean exit, so
-    # the summary below is printed as it is after Ctrl-C.
+    # the summary below is printed as it is after Ctrl-C. (granian: see _serve_granian.)
     signal.signal(signal.SIGTERM, _exit_quietly)
     try:
         if server == "granian":
             _serve_granian(app, host, port)
+            signal.signal(signal.SIGTERM, _exit_quietly)  # the loop restored the default
         else:
             import uvicorn
 
@@ -230,15 +234,60 @@ def _exit_quietly(signum: int, frame: object) -> None:
 
 
 def _serve_granian(app: Any, host: str, port: int) -> None:
+    """Serve ``app`` on granian's embedded server, in this process, on this event loop.
+
+    The embedded server installs no signal handlers: SIGINT and SIGTERM call its
+    ``stop()``, which stops accepting, ends the worker and runs the ASGI lifespan
+    shutdown, as uvicorn does on either signal.
+    """
     try:
         from granian.constants import Interfaces
+        from granian.log import LogLevels
         from granian.server.embed import Server
     except ImportError as exc:
-        raise click.ClickException("--server granian needs: pip install granian") from exc
+        raise click.ClickException(
+            "--server granian needs granian: pip install granian, or use --server uvicorn"
+        ) from exc
     import asyncio
+    import contextlib
+    import logging
 
-    server = Server(app, address=host, port=port, interface=Interfaces.ASGI)
-    asyncio.run(server.serve())
+    # The same level as uvicorn's (warning), without the notice granian logs on every start.
+    server = Server(app, address=host, port=port, interface=Interfaces.ASGI,
+                    log_level=LogLevels.warning)
+    logging.getLogger("_granian").addFilter(
+        lambda record: record.getMessage() != "Embedded server is experimental!")
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        serving = asyncio.current_task()
+        signals = 0
+
+        def stop() -> None:
+            # The first signal stops gracefully (held requests, like an inline wait, may
+            # still finish); a second one stops at once, as a second Ctrl-C does on uvicorn.
+            nonlocal signals
+            signals += 1
+            if signals == 1:
+                server.stop()
+            elif serving is not None:
+                loop.set_exception_handler(lambda _loop, _context: None)  # teardown noise
+                serving.cancel()
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop)
+        with contextlib.suppress(asyncio.CancelledError):
+            await server.serve()
+
+    try:
+        asyncio.run(run())
+    except (OSError, RuntimeError) as exc:
+        # granian reports a socket it cannot bind (address in use, not ours) as a
+        # RuntimeError "... (os error N)" from its Rust core; anything else is a bug.
+        first = str(exc).splitlines()[0] if str(exc) else repr(exc)
+        if isinstance(exc, RuntimeError) and "(os error" not in first:
+            raise
+        raise click.ClickException(f"cannot listen on {host}:{port}: {first}") from exc
 
 
 @main.command(context_settings={"ignore_unknown_options": True})

@@ -23,6 +23,10 @@ POST     /_jobmock/reset              forget every job and journal entry
 
 Answers are JSON; a bad control request gets 400 ``{"error": ...}``, an unknown
 job 404.
+
+The control plane is a feature over the core: its own router over a
+:class:`~jobmock.dispatch.Mock`, composed with the API router by the adapters
+(:mod:`jobmock.stack`). It reaches faults and scenarios through their own modules.
 """
 
 from __future__ import annotations
@@ -33,14 +37,27 @@ from typing import TYPE_CHECKING, Any
 
 from jsonschema.exceptions import best_match
 
-from .engine import Advance
+from . import faults
+from .behaviour import client_report
+from .dispatch import Mock, Request, Response, json_response
+from .errors import ScenarioError
+from .records import Advance
+from .scenarios import active_scenario, install_scenario
 from .templates import iso
+from .validation import schema_validator
 
 if TYPE_CHECKING:
-    from .dispatch import Mock, Request, Response
-    from .engine import Job
+    from .records import Job
 
-__all__ = ["handle_control"]
+__all__ = ["CONTROL_PREFIX", "handle_control", "is_control"]
+
+#: Where the control plane lives; no API path starts with it.
+CONTROL_PREFIX = "/_jobmock/"
+
+
+def is_control(request: Request) -> bool:
+    """Whether ``request`` is for the control plane."""
+    return request.path.startswith(CONTROL_PREFIX)
 
 
 class _Bad(Exception):
@@ -77,8 +94,6 @@ def clock_info(mock: Mock) -> dict[str, Any]:
 
 def handle_control(mock: Mock, request: Request) -> Response:
     """Answer one control-plane request."""
-    from .dispatch import json_response
-
     try:
         status, body = _route(mock, request)
     except _Bad as exc:
@@ -164,37 +179,30 @@ def _route(mock: Mock, request: Request) -> tuple[int, Any]:
         return 200, {"deliveries": [d.as_dict() for d in deliveries
                                     if job_id in (None, d.job_id)]}
     if parts == ["faults"] and method == "GET":
-        from .faults import FAULTS
-
-        return 200, {"enabled": sorted(mock.faults),
+        return 200, {"enabled": sorted(faults.enabled(mock)),
                      "available": {f.name: {"description": f.description, "caught_by": f.check}
-                                   for f in FAULTS.values()}}
+                                   for f in faults.FAULTS.values()}}
     if parts == ["faults"] and method == "POST":
         names = _body(request).get("faults")
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             raise _Bad(400, "faults must be a list of fault names")
         try:
-            mock.set_faults(names)
+            faults.set_faults(mock, names)
         except ValueError as exc:
             raise _Bad(400, str(exc)) from None
-        return 200, {"enabled": sorted(mock.faults)}
+        return 200, {"enabled": sorted(faults.enabled(mock))}
     if parts == ["scenario"] and method == "POST":
-        from .errors import ScenarioError
-
         try:
-            scenario = mock.load_scenario(_body(request, yaml_ok=True))
+            scenario = install_scenario(mock, _body(request, yaml_ok=True))
         except ScenarioError as exc:
             raise _Bad(400, str(exc)) from None
-        return 200, {"loaded": getattr(scenario, "name", None)}
+        return 200, {"loaded": scenario.name}
     if parts == ["scenario"] and method == "GET":
-        scenario = mock.scenario
-        state = getattr(scenario, "state", None)
-        return 200, {"loaded": getattr(scenario, "name", None),
-                     "description": getattr(scenario, "description", None),
-                     **(state() if callable(state) else {})}
+        active = active_scenario(mock)
+        if active is None:
+            return 200, {"loaded": None, "description": None}
+        return 200, {"loaded": active.name, "description": active.description, **active.state()}
     if parts == ["report"] and method == "GET":
-        from .behaviour import client_report
-
         return 200, client_report(mock)
     if parts == ["spec"] and method == "GET":
         return 200, mock.spec.document
@@ -207,9 +215,6 @@ def _route(mock: Mock, request: Request) -> tuple[int, Any]:
 def _forced_body_problem(mock: Mock, job: Job, word: str, error: Any, result: Any) -> str | None:
     """Why the status body of ``job`` ended in ``word`` with this error/result would not
     match the spec's status schema (None if it would)."""
-    from .dispatch import Request
-    from .validation import schema_validator
-
     trial = dataclasses.replace(job, status=word, history=list(job.history))
     if error is not None:
         trial.error = error

@@ -9,24 +9,31 @@ returns a :class:`Suspend`: the adapter waits for the job through
 
 Domain errors (:mod:`jobmock.errors`) carry no HTTP; :meth:`Mock.error_response`
 is the one place that turns them into the API's documented status and body.
+
+The core knows no feature. The control plane, faults, scenarios and behaviour checks
+attach through hooks, pytest/pluggy style: ``submit_hooks`` (a plan for a job about to be
+created, or a refusal), ``answer_hooks`` (a rendered answer about one job),
+``error_hooks`` (the answer to a domain error), ``response_hooks`` (every API answer)
+and ``reset_hooks``; a feature keeps its state in ``Mock.extensions``.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import json
 import re
 import time
 import zlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
 from . import pointers
 from .clock import Clock, VirtualClock
-from .engine import Advance, Engine, Job, JobPlan
+from .engine import Engine
 from .errors import (
     ApiError,
     ForeignJob,
@@ -36,6 +43,7 @@ from .errors import (
     ValidationFailed,
 )
 from .journal import Journal
+from .records import Advance, Job, JobPlan
 from .spec import ApiSpec, Operation, ResponseDef
 from .store import JobStore
 from .templates import iso
@@ -43,10 +51,8 @@ from .urlrules import check_callback_url
 from .validation import OperationValidator
 from .webhooks import DeliveryBook
 
-__all__ = ["CONTROL_PREFIX", "Mock", "Request", "Response", "ResponseHook", "SubmitHook", "Suspend"]
-
-#: Where the control plane lives; no API path starts with it.
-CONTROL_PREFIX = "/_jobmock/"
+__all__ = ["AnswerHook", "ErrorHook", "JobAnswer", "Mock", "Request", "Response", "ResponseHook",
+           "SubmitHook", "Suspend", "json_response"]
 
 _JSON = ("content-type", "application/json")
 _PREFER_WAIT = re.compile(r"^\s*wait\s*=\s*\"?(\d{1,9})\"?\s*$", re.IGNORECASE)
@@ -94,6 +100,28 @@ class Response:
 SubmitHook = Callable[["Operation", "Request", "str | None", Any], "JobPlan | None"]
 #: Called with every API answer before it is journaled; returns the answer to send.
 ResponseHook = Callable[["Request", "Response", dict[str, Any]], "Response"]
+#: Called with a domain error and the spec's answer to it; returns the answer to send.
+ErrorHook = Callable[[ApiError, "Response"], "Response"]
+
+
+@dataclass(frozen=True, slots=True)
+class JobAnswer:
+    """A rendered answer about one job (a submit's or a poll's), handed to answer hooks."""
+
+    #: ``submit`` or ``status``.
+    kind: str
+    operation: Operation
+    job: Job
+    request: Request
+    #: The ``request`` root the templates saw (params, query, body, path_template).
+    context: Mapping[str, Any]
+    response: Response
+    #: Headers the mock added to the rendered definition (``Preference-Applied``).
+    extra: tuple[tuple[str, str], ...] = ()
+
+
+#: Called with every rendered job answer; returns the answer to send.
+AnswerHook = Callable[[JobAnswer], "Response"]
 
 
 @dataclass(slots=True)
@@ -162,37 +190,21 @@ class Mock:
             route.methods[op.method] = op
         self._dynamic.sort(key=lambda r: -r.static)
         self._credentials = spec.auth.credential_tenants
-        self.faults: frozenset[str] = frozenset()
+        #: Switched off only by a deliberate fault: another tenant's job is then answered.
+        self.enforce_tenancy = True
         self.submit_hooks: list[SubmitHook] = []
+        self.answer_hooks: list[AnswerHook] = []
+        self.error_hooks: list[ErrorHook] = []
         self.response_hooks: list[ResponseHook] = []
-        self.scenario: Any = None
-        #: Jobs a fault has already seen (jobmock.faults), cleared by reset().
-        self.fault_memory: set[str] = set()
-
-    def set_faults(self, names: Iterable[str]) -> None:
-        """Switch on exactly these deliberate contract violations (see :mod:`jobmock.faults`)."""
-        from .faults import FAULTS
-
-        chosen = frozenset(names)
-        unknown = sorted(chosen - set(FAULTS))
-        if unknown:
-            raise ValueError(f"unknown fault(s) {unknown}; known: {sorted(FAULTS)}")
-        self.faults = chosen
-        self.engine.enforce_gate = "gate_ignored" not in chosen
-        self.engine.honour_idempotency = "idempotency_ignored" not in chosen
-        if self.webhooks is not None:
-            self.webhooks.wrong_signature = "wrong_signature" in chosen
-            self.webhooks.retries_enabled = "no_webhook_retry" not in chosen
+        self.reset_hooks: list[Callable[[], None]] = []
+        #: Features' state on this mock, by feature name (``faults``, ``scenario``, ...).
+        self.extensions: dict[str, Any] = {}
 
     # -- entry point ------------------------------------------------------------------
 
     def dispatch(self, request: Request) -> Response | Suspend:
-        """Answer ``request``: an API operation, the control plane, or a documented error."""
+        """Answer ``request``: an API operation or a documented error."""
         started = time.perf_counter()
-        if request.path.startswith(CONTROL_PREFIX):
-            from .control import handle_control
-
-            return handle_control(self, request)
         self.engine.run_due()
         info: dict[str, Any] = {"operation": None, "tenant": None, "job_id": None,
                                 "job_status": None}
@@ -200,8 +212,8 @@ class Mock:
             result = self._dispatch_api(request, info)
         except ApiError as exc:
             result = self.error_response(exc, request, info)
-            if self.faults:
-                result = self._error_faults(exc, result)
+            for error_hook in self.error_hooks:
+                result = error_hook(exc, result)
         if isinstance(result, Suspend):
             inner = result.finish
 
@@ -221,21 +233,11 @@ class Mock:
             response = hook(request, response, info)
         return response
 
-    def load_scenario(self, source: Any) -> Any:
-        """Install a scenario (a path, or its parsed mapping); see :mod:`jobmock.scenarios`."""
-        from .scenarios import install_scenario
-
-        self.scenario = install_scenario(self, source)
-        return self.scenario
-
-    def _error_faults(self, exc: ApiError, response: Response) -> Response:
-        if ("unknown_job_500" in self.faults and isinstance(exc, JobNotFound)) or (
-                "validation_500" in self.faults and isinstance(exc, ValidationFailed)):
-            return json_response(500, {"error": "Internal Server Error"})
-        if "auth_missing_403" in self.faults and isinstance(exc, Unauthenticated):
-            response.status = 403
-        if "foreign_403" in self.faults and isinstance(exc, ForeignJob):
-            response.status = 403
+    def _answer(self, answer: JobAnswer) -> Response:
+        response = answer.response
+        for hook in self.answer_hooks:
+            response = hook(answer)
+            answer = dataclasses.replace(answer, response=response)
         return response
 
     def _record(self, request: Request, response: Response, info: dict[str, Any],
@@ -253,9 +255,8 @@ class Mock:
         """Forget every job and journal entry (the clock keeps its time)."""
         self.engine.reset()
         self.journal.clear()
-        self.fault_memory.clear()
-        if self.scenario is not None and hasattr(self.scenario, "reset"):
-            self.scenario.reset()
+        for hook in self.reset_hooks:
+            hook()
         if self.webhooks is not None:
             self.webhooks.reset()
 
@@ -366,10 +367,6 @@ class Mock:
         if applied is not None and op.wait.applied_header:
             extra.append((op.wait.applied_header, f"wait={applied}"))
 
-        if applied is not None and "preference_unclamped" in self.faults:
-            asked = _PREFER_WAIT.match(request.headers.get("prefer", "").split(",")[0])
-            extra = [(k, f"wait={asked.group(1)}" if asked else v) for k, v in extra]
-
         def finish() -> Response:
             self.engine.run_due()
             info["job_status"] = job.status
@@ -408,18 +405,11 @@ class Mock:
     def _submit_response(self, op: Operation, job: Job, request: Request,
                          ctx_request: dict[str, Any], extra: list[tuple[str, str]]) -> Response:
         rdef = self.pick_response(op.responses, job)
-        if self.faults:
-            if "inline_200_while_running" in self.faults and not self.engine.is_terminal(job):
-                rdef = op.responses.get("terminal") or next(
-                    (r for k, r in op.responses.items() if k != "pending"), rdef)
-            response = self.render_job(rdef, job, request, ctx_request, extra)
-            if "missing_location" in self.faults:
-                response.headers = [(k, v) for k, v in response.headers if k.lower() != "location"]
-            if "drop_retry_after" in self.faults:
-                response.headers = [(k, v) for k, v in response.headers
-                                    if k.lower() != "retry-after"]
-            return response
-        return self.render_job(rdef, job, request, ctx_request, extra)
+        response = self.render_job(rdef, job, request, ctx_request, extra)
+        if self.answer_hooks:
+            response = self._answer(JobAnswer("submit", op, job, request, ctx_request, response,
+                                              tuple(extra)))
+        return response
 
     def render_job(self, rdef: ResponseDef, job: Job, request: Request,
                    ctx_request: Mapping[str, Any], extra: list[tuple[str, str]] | None = None,
@@ -450,17 +440,15 @@ class Mock:
             for name, expected in op.match.items():
                 if str(params.get(name)) != str(expected(ctx)):
                     raise JobNotFound(f"job {job_id} is not under {name}={params.get(name)}")
-        if op.secured and job.tenant != tenant and "foreign_job_200" not in self.faults:
+        if op.secured and job.tenant != tenant and self.enforce_tenancy:
             raise ForeignJob(f"job {job_id} belongs to another tenant",
                              error_name=self.spec.auth.foreign_job)
         info["job_id"] = job.id
         self.engine.read(job)
         info["job_status"] = job.status
         response = self.render_job(self.spec.status, job, request, ctx_request)
-        if self.faults:
-            from .faults import apply_poll_faults
-
-            response = apply_poll_faults(self, job, response)
+        if self.answer_hooks:
+            response = self._answer(JobAnswer("status", op, job, request, ctx_request, response))
         return response
 
     # -- errors ----------------------------------------------------------------------------

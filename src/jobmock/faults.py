@@ -3,24 +3,26 @@
 They exist so QA can reproduce a broken server on purpose, and so the contract suite can
 prove it has teeth: with a fault on, the suite must fail with the check that names it.
 Switch them with ``jobmock serve --fault NAME``, ``POST /_jobmock/faults``, or
-``Mock.set_faults``. Each names the contract check (``jobmock.contract.checks``) that
+``jobmock.faults.set_faults(mock, names)``. Each names the contract check (``jobmock.contract.checks``) that
 catches it.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from .dispatch import JobAnswer, Mock, Response, json_response
+from .errors import ApiError, ForeignJob, JobNotFound, Unauthenticated, ValidationFailed
 from .pointers import get, replace_existing
+from .records import Job
 from .templates import iso, template_pointers
 
-if TYPE_CHECKING:
-    from .dispatch import Mock, Response
-    from .engine import Job
+__all__ = ["FAULTS", "Fault", "FaultSwitch", "enabled", "set_faults", "switch"]
 
-__all__ = ["FAULTS", "Fault", "apply_poll_faults"]
+_PREFER_WAIT = re.compile(r"^\s*wait\s*=\s*\"?(\d{1,9})\"?\s*$", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,44 +62,130 @@ FAULTS: dict[str, Fault] = {f.name: f for f in [
 ]}
 
 
-def apply_poll_faults(mock: Mock, job: Job, response: Response) -> Response:
-    """Break a status answer the ways the switched-on faults say."""
-    faults = mock.faults
-    spec = mock.spec
-    if "drop_retry_after" in faults:
-        response.headers = [(k, v) for k, v in response.headers if k.lower() != "retry-after"]
-    tpl = spec.document["x-jobmock"]["render"][spec.status.render]
-    role = spec.lifecycle.states[job.status]
-    body = json.loads(response.body)
-    status_pointer = spec.lifecycle.status_pointer
-    if "terminal_changes" in faults and mock.engine.is_terminal(job):
-        # The first terminal answer is honest; later ones report another terminal word.
-        if job.id in mock.fault_memory:
-            other = sorted(w for w in spec.lifecycle.terminal_words if w != job.status)
-            if other:
-                replace_existing(body, status_pointer, other[0])
-        mock.fault_memory.add(job.id)
-    if "wrong_status_word" in faults:
-        replace_existing(body, status_pointer, "DONE-ISH")
-    if "data_while_running" in faults and role in ("queued", "running"):
-        # The result the job will have, shown early (so it still matches the schema).
-        op = next(o for o in spec.operations if o.operation_id == job.operation_id)
-        early = op.result({"job": mock.engine.view(job)}) if op.result is not None else {"x": 1}
-        for p in template_pointers(tpl, "job.result"):
-            replace_existing(body, p, early)
-    if "error_on_completed" in faults and role == "completed":
-        for p in template_pointers(tpl, "job.error"):
-            replace_existing(body, p, {"type": "bogus", "code": "bogus", "message": "bogus"})
-    if "results_out_of_order" in faults:
-        for p in template_pointers(tpl, "job.result"):
-            value = get(body, p)
-            if isinstance(value, list) and len(value) > 1:
-                replace_existing(body, p, list(reversed(value)))
-    if "timestamps_backwards" in faults:
-        for p in template_pointers(tpl, "job.updated_at"):
-            replace_existing(body, p, iso(job.created_at - 60 * job.polls))
-    if "progress_backwards" in faults:
-        for p in template_pointers(tpl, "job.progress_pct"):
-            replace_existing(body, p, max(0, 100 - 10 * job.polls))
-    response.body = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
-    return response
+class FaultSwitch:
+    """The faults switched on for one mock, attached to it through the core's hooks."""
+
+    def __init__(self, mock: Mock) -> None:
+        self.mock = mock
+        self.enabled: frozenset[str] = frozenset()
+        #: Jobs a fault has already seen, cleared by ``Mock.reset``.
+        self.memory: set[str] = set()
+        mock.answer_hooks.append(self._on_answer)
+        mock.error_hooks.append(self._on_error)
+        mock.reset_hooks.append(self.memory.clear)
+
+    def set(self, names: Iterable[str]) -> None:
+        chosen = frozenset(names)
+        unknown = sorted(chosen - set(FAULTS))
+        if unknown:
+            raise ValueError(f"unknown fault(s) {unknown}; known: {sorted(FAULTS)}")
+        self.enabled = chosen
+        mock = self.mock
+        mock.enforce_tenancy = "foreign_job_200" not in chosen
+        mock.engine.enforce_gate = "gate_ignored" not in chosen
+        mock.engine.honour_idempotency = "idempotency_ignored" not in chosen
+        if mock.webhooks is not None:
+            mock.webhooks.wrong_signature = "wrong_signature" in chosen
+            mock.webhooks.retries_enabled = "no_webhook_retry" not in chosen
+
+    def _on_error(self, exc: ApiError, response: Response) -> Response:
+        faults = self.enabled
+        if not faults:
+            return response
+        if ("unknown_job_500" in faults and isinstance(exc, JobNotFound)) or (
+                "validation_500" in faults and isinstance(exc, ValidationFailed)):
+            return json_response(500, {"error": "Internal Server Error"})
+        if "auth_missing_403" in faults and isinstance(exc, Unauthenticated):
+            response.status = 403
+        if "foreign_403" in faults and isinstance(exc, ForeignJob):
+            response.status = 403
+        return response
+
+    def _on_answer(self, answer: JobAnswer) -> Response:
+        if not self.enabled:
+            return answer.response
+        if answer.kind == "submit":
+            return self._submit_faults(answer)
+        return self._poll_faults(answer.job, answer.response)
+
+    def _submit_faults(self, answer: JobAnswer) -> Response:
+        faults, mock, op, job = self.enabled, self.mock, answer.operation, answer.job
+        extra = list(answer.extra)
+        if "preference_unclamped" in faults and extra:
+            asked = _PREFER_WAIT.match(answer.request.headers.get("prefer", "").split(",")[0])
+            extra = [(k, f"wait={asked.group(1)}" if asked else v) for k, v in extra]
+        response = answer.response
+        if "inline_200_while_running" in faults and not mock.engine.is_terminal(job):
+            rdef = op.responses.get("terminal") or next(
+                (r for k, r in op.responses.items() if k != "pending"), None)
+            if rdef is not None:
+                response = mock.render_job(rdef, job, answer.request, answer.context, extra)
+        elif extra != list(answer.extra):
+            names = {k.lower() for k, _ in extra}
+            response.headers = [(k, v) for k, v in response.headers if k.lower() not in names]
+            response.headers.extend(extra)
+        if "missing_location" in faults:
+            response.headers = [(k, v) for k, v in response.headers if k.lower() != "location"]
+        if "drop_retry_after" in faults:
+            response.headers = [(k, v) for k, v in response.headers if k.lower() != "retry-after"]
+        return response
+
+    def _poll_faults(self, job: Job, response: Response) -> Response:
+        """Break a status answer the ways the switched-on faults say."""
+        mock, faults, spec = self.mock, self.enabled, self.mock.spec
+        if "drop_retry_after" in faults:
+            response.headers = [(k, v) for k, v in response.headers if k.lower() != "retry-after"]
+        tpl = spec.document["x-jobmock"]["render"][spec.status.render]
+        role = spec.lifecycle.states[job.status]
+        body = json.loads(response.body)
+        status_pointer = spec.lifecycle.status_pointer
+        if "terminal_changes" in faults and mock.engine.is_terminal(job):
+            # The first terminal answer is honest; later ones report another terminal word.
+            if job.id in self.memory:
+                other = sorted(w for w in spec.lifecycle.terminal_words if w != job.status)
+                if other:
+                    replace_existing(body, status_pointer, other[0])
+            self.memory.add(job.id)
+        if "wrong_status_word" in faults:
+            replace_existing(body, status_pointer, "DONE-ISH")
+        if "data_while_running" in faults and role in ("queued", "running"):
+            # The result the job will have, shown early (so it still matches the schema).
+            op = next(o for o in spec.operations if o.operation_id == job.operation_id)
+            early = op.result({"job": mock.engine.view(job)}) if op.result is not None else {"x": 1}
+            for p in template_pointers(tpl, "job.result"):
+                replace_existing(body, p, early)
+        if "error_on_completed" in faults and role == "completed":
+            for p in template_pointers(tpl, "job.error"):
+                replace_existing(body, p, {"type": "bogus", "code": "bogus", "message": "bogus"})
+        if "results_out_of_order" in faults:
+            for p in template_pointers(tpl, "job.result"):
+                value = get(body, p)
+                if isinstance(value, list) and len(value) > 1:
+                    replace_existing(body, p, list(reversed(value)))
+        if "timestamps_backwards" in faults:
+            for p in template_pointers(tpl, "job.updated_at"):
+                replace_existing(body, p, iso(job.created_at - 60 * job.polls))
+        if "progress_backwards" in faults:
+            for p in template_pointers(tpl, "job.progress_pct"):
+                replace_existing(body, p, max(0, 100 - 10 * job.polls))
+        response.body = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+        return response
+
+
+def switch(mock: Mock) -> FaultSwitch:
+    """The fault switch of ``mock``, attached on first use."""
+    found = mock.extensions.get("faults")
+    if not isinstance(found, FaultSwitch):
+        found = mock.extensions["faults"] = FaultSwitch(mock)
+    return found
+
+
+def set_faults(mock: Mock, names: Iterable[str]) -> None:
+    """Switch on exactly these deliberate contract violations on ``mock``."""
+    switch(mock).set(names)
+
+
+def enabled(mock: Mock) -> frozenset[str]:
+    """The faults switched on for ``mock``."""
+    found = mock.extensions.get("faults")
+    return found.enabled if isinstance(found, FaultSwitch) else frozenset()

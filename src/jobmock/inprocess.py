@@ -64,11 +64,15 @@ from respx.models import AllMockedAssertionError, PassThrough
 from . import behaviour
 from .bundled import resolve_spec
 from .clock import Clock, make_clock
-from .dispatch import CONTROL_PREFIX, Mock, Request, Response, Suspend
+from .control import is_control
+from .dispatch import Mock, Request, Response, Suspend
 from .engine import Advance, Job, JobPlan
 from .errors import LimitExceeded
+from .faults import set_faults
 from .journal import Journal, JournalEntry
+from .scenarios import install_scenario
 from .spec import TERMINAL_ROLES, ApiSpec
+from .stack import Stack
 from .webhooks import Attempt, Delivery
 
 __all__ = ["AutoAdvance", "InProcessMock", "build_mock", "mock"]
@@ -104,9 +108,9 @@ def build_mock(api: str | Path | ApiSpec, *, seed: int = 0, clock: str | Clock =
              allow_private_callbacks=allow_private_callbacks, advance=policy,
              webhook_secret=webhook_secret, webhook_timeout=webhook_timeout, **mock_options)
     if faults:
-        m.set_faults(faults)
+        set_faults(m, faults)
     if scenario is not None:
-        m.load_scenario(scenario)
+        install_scenario(m, scenario)
     return m
 
 
@@ -171,6 +175,8 @@ class InProcessMock:
                                       **options}
         self._api = api
         self.mock = build_mock(api, **options)
+        #: The API router and the control router over :attr:`mock`.
+        self.stack = Stack(self.mock)
         self.engine = self.mock.engine
         self.clock = self.mock.clock
         self.spec = self.mock.spec
@@ -297,10 +303,10 @@ class InProcessMock:
 
     def _answer(self, request: httpx.Request) -> httpx.Response:
         req = self._to_request(request)
-        api_request = not req.path.startswith(CONTROL_PREFIX)
+        api_request = not is_control(req)
         if api_request and self.auto_advance is not None:
             self._auto_advance(req)
-        result = self.mock.dispatch(req)
+        result = self.stack.handle(req)
         if isinstance(result, Suspend):
             result = self._hold(result)
         if result.delay > 0:
@@ -553,11 +559,11 @@ class InProcessMock:
 
     def set_faults(self, *names: str) -> None:
         """Switch on exactly these deliberate contract violations."""
-        self.mock.set_faults(names)
+        set_faults(self.mock, names)
 
     def load_scenario(self, source: Any) -> Any:
         """Install a scenario (a path or its mapping); see :mod:`jobmock.scenarios`."""
-        return self.mock.load_scenario(source)
+        return install_scenario(self.mock, source)
 
     def reset(self) -> None:
         """Forget every job, journal entry and delivery (the clock keeps its time)."""

@@ -1,27 +1,37 @@
-"""Test harness helpers: a real jobmock server on a free loopback port, in a thread.
+"""Test harness helpers: a real jobmock server on a free loopback port, in a thread; a
+scenario's story run in-process or against a live server, with its webhook receiver.
 
 ::
 
     with LiveServer(Mock(resolve_spec("croma"), clock=VirtualClock())) as server:
         httpx.get(server.url + "/_jobmock/health")
+
+    run_story("fixtures/croma/inline-wait-times-out.yaml")
 """
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .asgi import create_app
 from .bundled import resolve_spec
 from .clock import VirtualClock
 from .dispatch import Mock
+from .scenarios import load_scenario, scenario_mock
+from .scenarios.story import run_story_async as _run_story_with
 from .spec import ApiSpec
 
-__all__ = ["LiveServer", "free_port", "serve_mock"]
+if TYPE_CHECKING:
+    from .receiver import WebhookReceiver
+    from .scenarios import Scenario
+
+__all__ = ["LiveServer", "free_port", "run_story", "run_story_async", "serve_mock"]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -79,3 +89,74 @@ def serve_mock(api: str | ApiSpec, **options: Any) -> Iterator[LiveServer]:
     options.setdefault("clock", VirtualClock())
     with LiveServer(Mock(resolve_spec(api), **options)) as server:
         yield server
+
+
+class _DropAware:
+    """An ASGI wrapper for in-process stories: an answer the app never finishes (a dropped
+    connection) becomes the transport error a socket client sees."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        import httpx
+
+        finished = False
+
+        async def watch(message: MutableMapping[str, Any]) -> None:
+            nonlocal finished
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                finished = True
+            await send(message)
+
+        await self.app(scope, receive, watch)
+        if scope["type"] == "http" and not finished:
+            raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
+
+
+def _start_receiver(scenario: Scenario) -> WebhookReceiver | None:
+    if scenario.receiver is None:
+        return None
+    from .receiver import WebhookReceiver
+
+    receiver = WebhookReceiver().start()
+    scenario.receiver.configure(receiver)
+    return receiver
+
+
+async def run_story_async(source: Any, *, base_url: str | None = None, load: bool = False,
+                          timeout: float = 30.0) -> list[str]:
+    """Run a scenario's story; return its log. Raises :class:`~jobmock.scenarios.StoryFailure`
+    on a failed step. Starts the story's webhook receiver when the scenario has one.
+
+    Without ``base_url``: in-process, on a fresh mock (virtual clock) served by the ASGI app.
+    With ``base_url``: against a live ``jobmock serve API --clock virtual --scenario FILE``
+    (``load=True`` posts the scenario to ``/_jobmock/scenario`` first, which also resets it).
+    """
+    import httpx
+
+    scenario = load_scenario(source)
+    if not scenario.story:
+        return []
+    receiver = _start_receiver(scenario)
+    try:
+        if base_url is None:
+            mock = scenario_mock(scenario)
+            app = create_app(mock)
+            transport = httpx.ASGITransport(app=_DropAware(app))
+            async with httpx.AsyncClient(transport=transport, base_url="http://mock.test",
+                                         timeout=timeout) as client:
+                try:
+                    return await _run_story_with(scenario, client, receiver=receiver)
+                finally:
+                    await app.aclose()
+        async with httpx.AsyncClient(base_url=base_url, timeout=timeout) as client:
+            return await _run_story_with(scenario, client, receiver=receiver, live=True, load=load)
+    finally:
+        if receiver is not None:
+            receiver.stop()
+
+
+def run_story(source: Any, *, base_url: str | None = None, load: bool = False) -> list[str]:
+    """:func:`run_story_async`, for synchronous callers (it runs its own event loop)."""
+    return asyncio.run(run_story_async(source, base_url=base_url, load=load))

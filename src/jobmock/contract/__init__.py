@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from .checks import CHECKS, Check, Observation, register, run_checks
 from .client import ContractClient, Exchange, Tenant
-from .machine import JobRecord, SuiteContext, TimeKeeper, build_machine
+from .context import JobRecord, SuiteContext, TimeKeeper
+from .machine import build_machine
 from .violations import ContractViolation
 
 __all__ = [

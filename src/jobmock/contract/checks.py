@@ -12,28 +12,16 @@ import hmac
 import itertools
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 from .client import Exchange
+from .context import Observation, SuiteContext
 from .specview import pointer_get
 from .violations import ContractViolation
 
-if TYPE_CHECKING:
-    from .machine import JobRecord, SuiteContext
-
 __all__ = ["CHECKS", "Check", "Observation", "register", "run_checks"]
-
-
-@dataclass(slots=True)
-class Observation:
-    """What the suite just saw: ``kind`` says which checks apply."""
-
-    kind: str
-    exchange: Exchange
-    job: JobRecord | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

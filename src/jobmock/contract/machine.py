@@ -10,226 +10,36 @@ checks (:mod:`jobmock.contract.checks`). Jobs live in a ``Bundle``.
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
 from hypothesis import strategies as st
-from hypothesis.stateful import Bundle, RuleBasedStateMachine, multiple, precondition, rule
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    initialize,
+    multiple,
+    precondition,
+    rule,
+)
 
 from ..pointers import with_value, without
 from ..spec import ApiSpec, Operation
-from ..templates import render_string
-from .checks import Observation, run_checks
-from .client import ContractClient, Exchange, Tenant
-from .specview import SpecView, pointer_get
+from .checks import run_checks
+from .client import Exchange, Tenant
+from .context import JobRecord, Observation, SuiteContext, TimeKeeper
+from .specview import pointer_get
 
 __all__ = ["JobRecord", "SuiteContext", "TimeKeeper", "build_machine"]
 
 
-@dataclass(slots=True)
-class JobRecord:
-    """What the suite knows of one job it submitted."""
-
-    id: str
-    op: Operation
-    tenant: Tenant
-    params: dict[str, Any]
-    body: Any
-    job_type: str
-    callback: bool = False
-    idempotency_key: str | None = None
-    statuses: list[str] = field(default_factory=list)
-    terminal: Any = None
-    last_body: Any = None
-    result_text: str | None = None
-    seen: dict[str, Any] = field(default_factory=dict)
-
-
-class TimeKeeper:
-    """Lets time pass: the jobmock control plane's virtual clock, or real sleeps in a budget."""
-
-    def __init__(self, client: ContractClient, *, budget: float = 300.0,
-                 started: float | None = None) -> None:
-        self.client = client
-        self.started = time.monotonic() if started is None else started
-        self.budget = budget
-        self.virtual = False
-        try:
-            ex = client.send("GET", "/_jobmock/clock", note="is there a jobmock virtual clock?")
-            data = ex.json() if ex.status == 200 else None
-            self.virtual = isinstance(data, dict) and data.get("kind") == "virtual"
-        except Exception:  # any answer but a jobmock clock means real time
-            self.virtual = False
-
-    @property
-    def left(self) -> float:
-        return self.budget - (time.monotonic() - self.started)
-
-    def advance(self, seconds: float) -> None:
-        if self.virtual:
-            self.client.send("POST", "/_jobmock/clock/advance", body={"seconds": seconds},
-                             note="move the virtual clock")
-        else:
-            time.sleep(max(0.0, min(seconds, self.left)))
-
-    def hold(self, send: Callable[[], Exchange], wait: float) -> Exchange:
-        """Send a request the server may hold for ``wait`` seconds, moving a virtual clock meanwhile."""
-        if not self.virtual:
-            return send()
-        box: dict[str, Any] = {}
-
-        def worker() -> None:
-            try:
-                box["ex"] = send()
-            except BaseException as exc:  # re-raised in the caller's thread
-                box["err"] = exc
-
-        thread = threading.Thread(target=worker, daemon=True)
-        thread.start()
-        moved = 0.0
-        step = max(1.0, wait / 8)
-        thread.join(0.005)
-        # The request may reach the server after some of these advances, so keep moving the
-        # clock (bounded) until the answer comes back.
-        while thread.is_alive() and moved <= 3 * wait + 60:
-            self.advance(step)
-            moved += step
-            thread.join(0.01 if moved <= wait + step else 0.05)
-        thread.join(30)
-        if "err" in box:
-            raise box["err"]
-        if "ex" not in box:
-            raise TimeoutError("a held request did not come back after its wait")
-        ex: Exchange = box["ex"]
-        return ex
-
-
-@dataclass(slots=True)
-class Mode:
-    label: str
-    headers: dict[str, str]
-    query: dict[str, str]
-    wait: float
-    prefer_wait: int | None = None
-
-
-class SuiteContext:
-    """Everything one run of the suite shares: spec, client, tenants, time, receiver."""
-
-    def __init__(self, spec: ApiSpec, client: ContractClient, tenants: list[Tenant], *,
-                 timekeeper: TimeKeeper, receiver: Any = None, receiver_url: str | None = None,
-                 webhook_secret: str | None = None) -> None:
-        self.spec = spec
-        self.view = SpecView(spec)
-        self.client = client
-        self.tenants = tenants
-        self.time = timekeeper
-        self.receiver = receiver
-        self.receiver_url = receiver_url
-        self.webhook_secret = webhook_secret
-        self.jobs_by_id: dict[str, JobRecord] = {}
-        self.unfinished: list[str] = []
-        self._terminal_pointers = [spec.lifecycle.status_pointer,
-                                   *self.view.status_pointers("job.result"),
-                                   *self.view.status_pointers("job.error")]
-
-    def terminal_snapshot(self, body: Any) -> dict[str, Any]:
-        """The parts of a status body that must never change once the job has ended."""
-        return {p: pointer_get(body, p)[1] for p in self._terminal_pointers}
-
-    # -- modes ----------------------------------------------------------------------------
-
-    def modes(self, op: Operation) -> list[Mode]:
-        w = op.wait
-        virtual = self.time.virtual
-        out = []
-        if w.prefer_header:
-            out.append(Mode("poll", {"Prefer": "wait=0"}, {}, 0.0, 0))
-            for n in ((1, 5, 120) if virtual else (1, 2)):
-                out.append(Mode(f"inline wait={n}", {"Prefer": f"wait={n}"}, {},
-                                min(float(n), w.max), n))
-            out.append(Mode("unknown preference", {"Prefer": "handling=lenient, wait=0"}, {}, 0.0, 0))
-            if virtual:
-                out.append(Mode("default wait", {}, {}, w.default))
-        for param, value, wait in w.query:
-            if virtual or wait <= 2:
-                out.append(Mode(f"?{param}={value}", {}, {param: value}, min(wait, w.max or wait)))
-        if not w.prefer_header and (virtual or w.default <= 2):
-            out.append(Mode("default", {}, {}, w.default))
-        return out or [Mode("default", {}, {}, w.default)]
-
-    # -- helpers ---------------------------------------------------------------------------
-
-    def job_id_of(self, op: Operation, ex: Exchange) -> str | None:
-        for source in op.job_id_from:
-            kind, _, where = source.partition(":")
-            if kind == "header":
-                value = ex.header(where)
-            else:
-                found, value = pointer_get(ex.json(), where)
-                value = value if found else None
-            if isinstance(value, str) and value:
-                return value
-        return None
-
-    def job_type(self, op: Operation, params: dict[str, Any], body: Any) -> str:
-        if op.job_type is None:
-            return op.operation_id
-        ctx = {"request": {"params": params, "body": body, "query": {}}}
-        return str(op.job_type(ctx))
-
-    def status_params(self, job: JobRecord) -> dict[str, Any]:
-        op = self.spec.status_operation
-        params: dict[str, Any] = {op.job_id_param or "id": job.id}
-        ctx = {"job": {"id": job.id, "params": job.params, "type": job.job_type,
-                       "request": job.body}}
-        for name, tpl in op.match.items():
-            value = tpl(ctx)
-            if value not in (None, ""):
-                params[name] = value
-        for p in op.parameters:
-            if p.location == "path" and p.name not in params:
-                enum = (self.view.resolve(p.schema) or {}).get("enum")
-                params[p.name] = enum[0] if enum else "contract"
-        return params
-
-    def poll(self, job: JobRecord, tenant: Tenant | None = None, note: str = "poll") -> Exchange:
-        return self.client.call(self.spec.status_operation, tenant=tenant or job.tenant,
-                                params=self.status_params(job), note=note)
-
-    def observe_poll(self, job: JobRecord, ex: Exchange) -> str:
-        run_checks(self, Observation("poll", ex, job))
-        body = ex.json()
-        word = str(pointer_get(body, self.spec.lifecycle.status_pointer)[1])
-        job.statuses.append(word)
-        job.last_body = body
-        if self.view.is_terminal(word) and job.terminal is None:
-            job.terminal = self.terminal_snapshot(body)
-            for p in self.view.status_pointers("job.result"):
-                found, value = pointer_get(body, p)
-                if found and value not in (None, [], {}):
-                    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-                    job.result_text = text if len(text) > 12 else None
-        return word
-
-    def expected_webhook_headers(self, job: JobRecord) -> dict[str, str]:
-        hooks = self.spec.webhooks
-        out: dict[str, str] = {}
-        if hooks is None:
-            return out
-        raw = (self.view.ext.get("webhooks") or {}).get("headers") or {}
-        ctx = {"job": {"id": job.id, "type": job.job_type,
-                       "status": job.statuses[-1] if job.statuses else None}}
-        for name, tpl in raw.items():
-            if "{" in tpl and "job.id" not in tpl and "job.type" not in tpl:
-                continue
-            out[name] = str(render_string(tpl)(ctx))
-        return out
+def observe_poll(ctx: SuiteContext, job: JobRecord, ex: Exchange) -> str:
+    """Judge a poll of ``job`` with the registered checks, then note it; its status word."""
+    run_checks(ctx, Observation("poll", ex, job))
+    return ctx.record_poll(job, ex)
 
 
 def _case_strategy(op: Operation, schema: Any) -> st.SearchStrategy[tuple[dict[str, Any], Any]]:
@@ -258,6 +68,8 @@ def build_machine(spec: ApiSpec, make_context: Callable[[], SuiteContext]) -> ty
     cases = {op.operation_id: _case_strategy(op, st_schema) for op in submit_ops}
     hooks = spec.webhooks
     status_op = spec.status_operation
+    #: Ids of runs the gate probe saw in flight; once one was, later runs don't wait for it.
+    gate_reached: list[str] = []
 
     class JobContract(RuleBasedStateMachine):
         jobs = Bundle("jobs")
@@ -314,7 +126,7 @@ def build_machine(spec: ApiSpec, make_context: Callable[[], SuiteContext]) -> ty
             ctx.jobs_by_id[job_id] = job
             if wait > 0 or prefer_wait is not None:
                 after = ctx.poll(job, note="poll right after the inline answer")
-                word = ctx.observe_poll(job, after)
+                word = observe_poll(ctx, job, after)
                 held = wait + 3.0 if not ctx.time.virtual else None
                 run_checks(ctx, Observation("inline", ex, job, {
                     "op": op, "prefer_wait": prefer_wait, "word_after": word,
@@ -348,7 +160,7 @@ def build_machine(spec: ApiSpec, make_context: Callable[[], SuiteContext]) -> ty
 
         @rule(job=jobs)
         def poll(self, job: JobRecord) -> None:
-            self.ctx.observe_poll(job, self.ctx.poll(job))
+            observe_poll(self.ctx, job, self.ctx.poll(job))
 
         @rule(seconds=st.sampled_from([0.5, 1, 2, 5, 15, 60]))
         def let_time_pass(self, seconds: float) -> None:
@@ -428,22 +240,64 @@ def build_machine(spec: ApiSpec, make_context: Callable[[], SuiteContext]) -> ty
         @precondition(lambda self: spec.limits.gate is not None)
         @rule(job=jobs)
         def dispatch_while_in_flight(self, job: JobRecord) -> None:
+            self._dispatch_again(job)
+
+        if spec.limits.gate is not None:
+            @initialize(target=jobs, data=st.data(), op=st.sampled_from(submit_ops))
+            def probe_gate(self, data: st.DataObject, op: Operation) -> Any:
+                """Every run: submit without waiting, then dispatch the same run again at once,
+                so the gate is reached in every run of a spec that has one."""
+                params, body = data.draw(cases[op.operation_id], label="request")
+                modes = self.ctx.modes(op)
+                mode = next((m for m in modes if m.wait == 0), modes[0])
+                job = self._submit(op, params, body, mode, 0, False)
+                if job is None:
+                    return multiple()
+                if not gate_reached:
+                    self._until_gate_blocks(job)
+                if self._dispatch_again(job):
+                    gate_reached.append(job.id)
+                return job
+
+        def _until_gate_blocks(self, job: JobRecord) -> None:
+            """Let a little time pass (0.25 s doubling, under 8 s in all) until ``job`` is in a
+            status the gate blocks on, or has ended."""
             ctx = self.ctx
             gate = spec.limits.gate
             assert gate is not None
-            last = job.statuses[-1] if job.statuses else spec.lifecycle.queued
-            blocking = ctx.view.role(last) in gate.blocks_submit_while
-            if not blocking:
-                return
+            step = 0.25
+            while step <= 4:
+                word = observe_poll(ctx, job, ctx.poll(job, note="wait for the run to hold the gate"))
+                if ctx.view.role(word) in gate.blocks_submit_while or ctx.view.is_terminal(word):
+                    return
+                ctx.time.advance(step)
+                step *= 2
+
+        def _dispatch_again(self, job: JobRecord) -> bool:
+            """Dispatch ``job``'s run again. It counts as in flight only when polls just before
+            and just after the second dispatch both show it in a status the gate blocks on:
+            statuses only move forward, so it was in flight in between. Otherwise the check
+            only judges the shape of a refusal, never that one was due."""
+            ctx = self.ctx
+            gate = spec.limits.gate
+            assert gate is not None
+            before = observe_poll(ctx, job, ctx.poll(job, note="the run in flight, before"))
+            if ctx.view.role(before) not in gate.blocks_submit_while:
+                return False
             ex = ctx.client.call(job.op, tenant=job.tenant, params=job.params, body=job.body,
+                                 headers=ctx.modes(job.op)[0].headers,
+                                 query=ctx.modes(job.op)[0].query,
                                  note="dispatch again while a run is in flight")
+            after = observe_poll(ctx, job, ctx.poll(job, note="the run in flight, after"))
+            proven = ctx.view.role(after) in gate.blocks_submit_while
             run_checks(ctx, Observation("gate", ex, job, {
-                "holder": job.id, "holder_blocking": ctx.time.virtual}))
+                "holder": job.id, "holder_blocking": proven}))
             if ex.status < 300:
                 new_id = ctx.job_id_of(job.op, ex)
                 if new_id:
                     ctx.jobs_by_id[new_id] = JobRecord(new_id, job.op, job.tenant, job.params,
                                                        job.body, job.job_type)
+            return proven
 
         @precondition(lambda self: spec.idempotency_pointer is not None)
         @rule(job=jobs)
@@ -475,14 +329,14 @@ def build_machine(spec: ApiSpec, make_context: Callable[[], SuiteContext]) -> ty
             while open_jobs and rounds < 40 and (ctx.time.virtual or ctx.time.left > 0):
                 ctx.time.advance(3600 if ctx.time.virtual else 1)
                 for job in list(open_jobs):
-                    word = ctx.observe_poll(job, ctx.poll(job, note="settle"))
+                    word = observe_poll(ctx, job, ctx.poll(job, note="settle"))
                     if ctx.view.is_terminal(word):
                         open_jobs.remove(job)
                 rounds += 1
             ctx.unfinished.extend(j.id for j in open_jobs)
             for job in ctx.jobs_by_id.values():
                 if job.terminal is not None:
-                    ctx.observe_poll(job, ctx.poll(job, note="a finished job, again"))
+                    observe_poll(ctx, job, ctx.poll(job, note="a finished job, again"))
             self._check_webhooks()
 
         def _check_webhooks(self) -> None:

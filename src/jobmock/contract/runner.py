@@ -14,9 +14,10 @@ from ..pointers import with_value, without
 from ..receiver import Received, WebhookReceiver
 from ..spec import ApiSpec
 from ..urlrules import check_callback_url
-from .checks import Observation, run_checks
+from .checks import run_checks
 from .client import ContractClient, Tenant
-from .machine import SuiteContext, TimeKeeper, build_machine
+from .context import Observation, SuiteContext, TimeKeeper
+from .machine import build_machine
 
 __all__ = ["RunOptions", "make_context", "run_machine", "run_webhook_schedule"]
 

@@ -1,0 +1,231 @@
+"""The contract suite's shared records: what it knows of a job, what one run shares, and
+what it just saw. The state machine (:mod:`jobmock.contract.machine`) and the checks
+(:mod:`jobmock.contract.checks`) both import them; neither imports the other's records.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..spec import ApiSpec, Operation
+from ..templates import render_string
+from .client import ContractClient, Exchange, Tenant
+from .specview import SpecView, pointer_get
+
+__all__ = ["JobRecord", "Mode", "Observation", "SuiteContext", "TimeKeeper"]
+
+
+@dataclass(slots=True)
+class JobRecord:
+    """What the suite knows of one job it submitted."""
+
+    id: str
+    op: Operation
+    tenant: Tenant
+    params: dict[str, Any]
+    body: Any
+    job_type: str
+    callback: bool = False
+    idempotency_key: str | None = None
+    statuses: list[str] = field(default_factory=list)
+    terminal: Any = None
+    last_body: Any = None
+    result_text: str | None = None
+    seen: dict[str, Any] = field(default_factory=dict)
+
+
+class TimeKeeper:
+    """Lets time pass: the jobmock control plane's virtual clock, or real sleeps in a budget."""
+
+    def __init__(self, client: ContractClient, *, budget: float = 300.0,
+                 started: float | None = None) -> None:
+        self.client = client
+        self.started = time.monotonic() if started is None else started
+        self.budget = budget
+        self.virtual = False
+        try:
+            ex = client.send("GET", "/_jobmock/clock", note="is there a jobmock virtual clock?")
+            data = ex.json() if ex.status == 200 else None
+            self.virtual = isinstance(data, dict) and data.get("kind") == "virtual"
+        except Exception:  # any answer but a jobmock clock means real time
+            self.virtual = False
+
+    @property
+    def left(self) -> float:
+        return self.budget - (time.monotonic() - self.started)
+
+    def advance(self, seconds: float) -> None:
+        if self.virtual:
+            self.client.send("POST", "/_jobmock/clock/advance", body={"seconds": seconds},
+                             note="move the virtual clock")
+        else:
+            time.sleep(max(0.0, min(seconds, self.left)))
+
+    def hold(self, send: Callable[[], Exchange], wait: float) -> Exchange:
+        """Send a request the server may hold for ``wait`` seconds, moving a virtual clock meanwhile."""
+        if not self.virtual:
+            return send()
+        box: dict[str, Any] = {}
+
+        def worker() -> None:
+            try:
+                box["ex"] = send()
+            except BaseException as exc:  # re-raised in the caller's thread
+                box["err"] = exc
+
+        thread = threading.Thread(target=worker, daemon=True)
+        thread.start()
+        moved = 0.0
+        step = max(1.0, wait / 8)
+        thread.join(0.005)
+        # The request may reach the server after some of these advances, so keep moving the
+        # clock (bounded) until the answer comes back.
+        while thread.is_alive() and moved <= 3 * wait + 60:
+            self.advance(step)
+            moved += step
+            thread.join(0.01 if moved <= wait + step else 0.05)
+        thread.join(30)
+        if "err" in box:
+            raise box["err"]
+        if "ex" not in box:
+            raise TimeoutError("a held request did not come back after its wait")
+        ex: Exchange = box["ex"]
+        return ex
+
+
+@dataclass(slots=True)
+class Mode:
+    label: str
+    headers: dict[str, str]
+    query: dict[str, str]
+    wait: float
+    prefer_wait: int | None = None
+
+
+class SuiteContext:
+    """Everything one run of the suite shares: spec, client, tenants, time, receiver."""
+
+    def __init__(self, spec: ApiSpec, client: ContractClient, tenants: list[Tenant], *,
+                 timekeeper: TimeKeeper, receiver: Any = None, receiver_url: str | None = None,
+                 webhook_secret: str | None = None) -> None:
+        self.spec = spec
+        self.view = SpecView(spec)
+        self.client = client
+        self.tenants = tenants
+        self.time = timekeeper
+        self.receiver = receiver
+        self.receiver_url = receiver_url
+        self.webhook_secret = webhook_secret
+        self.jobs_by_id: dict[str, JobRecord] = {}
+        self.unfinished: list[str] = []
+        self._terminal_pointers = [spec.lifecycle.status_pointer,
+                                   *self.view.status_pointers("job.result"),
+                                   *self.view.status_pointers("job.error")]
+
+    def terminal_snapshot(self, body: Any) -> dict[str, Any]:
+        """The parts of a status body that must never change once the job has ended."""
+        return {p: pointer_get(body, p)[1] for p in self._terminal_pointers}
+
+    # -- modes ----------------------------------------------------------------------------
+
+    def modes(self, op: Operation) -> list[Mode]:
+        w = op.wait
+        virtual = self.time.virtual
+        out = []
+        if w.prefer_header:
+            out.append(Mode("poll", {"Prefer": "wait=0"}, {}, 0.0, 0))
+            for n in ((1, 5, 120) if virtual else (1, 2)):
+                out.append(Mode(f"inline wait={n}", {"Prefer": f"wait={n}"}, {},
+                                min(float(n), w.max), n))
+            out.append(Mode("unknown preference", {"Prefer": "handling=lenient, wait=0"}, {}, 0.0, 0))
+            if virtual:
+                out.append(Mode("default wait", {}, {}, w.default))
+        for param, value, wait in w.query:
+            if virtual or wait <= 2:
+                out.append(Mode(f"?{param}={value}", {}, {param: value}, min(wait, w.max or wait)))
+        if not w.prefer_header and (virtual or w.default <= 2):
+            out.append(Mode("default", {}, {}, w.default))
+        return out or [Mode("default", {}, {}, w.default)]
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def job_id_of(self, op: Operation, ex: Exchange) -> str | None:
+        for source in op.job_id_from:
+            kind, _, where = source.partition(":")
+            if kind == "header":
+                value = ex.header(where)
+            else:
+                found, value = pointer_get(ex.json(), where)
+                value = value if found else None
+            if isinstance(value, str) and value:
+                return value
+        return None
+
+    def job_type(self, op: Operation, params: dict[str, Any], body: Any) -> str:
+        if op.job_type is None:
+            return op.operation_id
+        ctx = {"request": {"params": params, "body": body, "query": {}}}
+        return str(op.job_type(ctx))
+
+    def status_params(self, job: JobRecord) -> dict[str, Any]:
+        op = self.spec.status_operation
+        params: dict[str, Any] = {op.job_id_param or "id": job.id}
+        ctx = {"job": {"id": job.id, "params": job.params, "type": job.job_type,
+                       "request": job.body}}
+        for name, tpl in op.match.items():
+            value = tpl(ctx)
+            if value not in (None, ""):
+                params[name] = value
+        for p in op.parameters:
+            if p.location == "path" and p.name not in params:
+                enum = (self.view.resolve(p.schema) or {}).get("enum")
+                params[p.name] = enum[0] if enum else "contract"
+        return params
+
+    def poll(self, job: JobRecord, tenant: Tenant | None = None, note: str = "poll") -> Exchange:
+        return self.client.call(self.spec.status_operation, tenant=tenant or job.tenant,
+                                params=self.status_params(job), note=note)
+
+    def record_poll(self, job: JobRecord, ex: Exchange) -> str:
+        """Note what a poll of ``job`` showed (after the checks judged it); its status word."""
+        body = ex.json()
+        word = str(pointer_get(body, self.spec.lifecycle.status_pointer)[1])
+        job.statuses.append(word)
+        job.last_body = body
+        if self.view.is_terminal(word) and job.terminal is None:
+            job.terminal = self.terminal_snapshot(body)
+            for p in self.view.status_pointers("job.result"):
+                found, value = pointer_get(body, p)
+                if found and value not in (None, [], {}):
+                    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+                    job.result_text = text if len(text) > 12 else None
+        return word
+
+    def expected_webhook_headers(self, job: JobRecord) -> dict[str, str]:
+        hooks = self.spec.webhooks
+        out: dict[str, str] = {}
+        if hooks is None:
+            return out
+        raw = (self.view.ext.get("webhooks") or {}).get("headers") or {}
+        ctx = {"job": {"id": job.id, "type": job.job_type,
+                       "status": job.statuses[-1] if job.statuses else None}}
+        for name, tpl in raw.items():
+            if "{" in tpl and "job.id" not in tpl and "job.type" not in tpl:
+                continue
+            out[name] = str(render_string(tpl)(ctx))
+        return out
+
+
+@dataclass(slots=True)
+class Observation:
+    """What the suite just saw: ``kind`` says which checks apply."""
+
+    kind: str
+    exchange: Exchange
+    job: JobRecord | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
