@@ -226,6 +226,18 @@ def test_str_filter() -> None:
     assert render("{job.nothing|str}") is None
 
 
+def test_colonparams_filter() -> None:
+    ctx = {"request": {"path_template": "/v5/verifications/{trace}/jobs/{type}/{jobId}",
+                       "path": "/v5/verifications/abc/watchlist", "none": None}}
+    assert render("{request.path_template|colonparams}", ctx) == \
+        "/v5/verifications/:trace/jobs/:type/:jobId"
+    assert render("{request.path|colonparams}", ctx) == "/v5/verifications/abc/watchlist"
+    assert render("at {request.path_template|colonparams}", ctx) == \
+        "at /v5/verifications/:trace/jobs/:type/:jobId"
+    assert render("{request.none|colonparams}", ctx) is None
+    assert render("{job.id|colonparams}") == "job_1"
+
+
 def test_unknown_filter_is_a_spec_error() -> None:
     with pytest.raises(SpecError, match=r"unknown filter \|upper"):
         compile_template("{job.id|upper}", "f.yaml", "/k")

@@ -6,9 +6,11 @@ context mapping:
 - ``"{job.id}"``: a string that is exactly one placeholder renders the raw value;
 - ``"{base_url}/jobs/{job.id}"``: text around placeholders interpolates (null as "");
 - ``{"key?": ...}``: the key is omitted when its value renders to null;
-- ``{"$if": {"status": [...]} | {"roles": [...]}, "then": T, "else": E}``;
+- ``{"$if": {"status": [...]} | {"roles": [...]}, "then": T, "else": E}``, or
+  ``{"$if": {"present": "{job.started_at}"}, ...}``: then when the placeholder is not null;
 - ``{"$each": "{job.request.items}", "as": "item", "do": T}`` renders a list;
-- filters: ``{x|len}``, ``{x|sha256}``, ``{x|str}``.
+- filters: ``{x|len}``, ``{x|sha256}``, ``{x|str}``, and ``{x|colonparams}``, which
+  writes a route's ``{name}`` parameters as ``:name`` (``/v5/a/{id}`` -> ``/v5/a/:id``).
 """
 
 from __future__ import annotations
@@ -42,10 +44,12 @@ ROOTS = frozenset(
      "item", "index"}
 )
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.]*)(?:\|([a-z0-9]+))?\}")
+_ROUTE_PARAM = re.compile(r"\{([^{}/]+)\}")
 _FILTERS: dict[str, Callable[[Any], Any]] = {
     "len": lambda v: len(v) if v is not None else None,
     "sha256": lambda v: hashlib.sha256(str(v).encode()).hexdigest() if v is not None else None,
     "str": lambda v: None if v is None else (v if isinstance(v, str) else json.dumps(v)),
+    "colonparams": lambda v: None if v is None else _ROUTE_PARAM.sub(r":\1", str(v)),
 }
 
 
@@ -165,13 +169,17 @@ def _compile_if(tpl: dict[str, Any], file: str, where: str, roots: frozenset[str
     cond = tpl["$if"]
     extra = set(tpl) - {"$if", "then", "else"}
     if extra or not isinstance(cond, dict) or len(cond) != 1 or not (
-        set(cond) <= {"status", "roles"}
-    ):
-        raise SpecError(file, where, "$if takes {status: [...]} or {roles: [...]}, then and else")
+        set(cond) <= {"status", "roles", "present"}
+    ) or not isinstance(cond.get("present", ""), str):
+        raise SpecError(file, where, "$if takes {status: [...]}, {roles: [...]} or "
+                                     "{present: \"{placeholder}\"}, then and else")
     field = "status" if "status" in cond else "role"
     wanted = frozenset(cond.get("status") or cond.get("roles") or ())
     then = compile_template(tpl.get("then"), file, f"{where}/then", roots)
     other = compile_template(tpl.get("else"), file, f"{where}/else", roots)
+    if "present" in cond:  # then when the placeholder renders a value, else when null
+        probe = render_string(cond["present"], file, f"{where}/$if/present", roots)
+        return lambda ctx: then(ctx) if probe(ctx) is not None else other(ctx)
 
     def choose(ctx: Mapping[str, Any]) -> Any:
         job = ctx.get("job")
