@@ -224,10 +224,12 @@ class WrkResult:
 
 
 def run_wrk(url: str, headers: dict[str, str], threads: int, connections: int,
-            duration: float, script: Path | None = None) -> WrkResult:
+            duration: float, script: Path | None = None,
+            script_args: Sequence[str] = ()) -> WrkResult:
     """Run wrk once (bounded by ``duration`` plus a margin) and parse its summary.
 
-    wrk takes whole seconds: ``duration`` is rounded up to at least 1.
+    wrk takes whole seconds: ``duration`` is rounded up to at least 1. ``script_args``
+    go to the Lua script's ``init(args)`` (after ``--``).
     """
     wrk = shutil.which("wrk")
     if wrk is None:
@@ -239,6 +241,8 @@ def run_wrk(url: str, headers: dict[str, str], threads: int, connections: int,
     for k, v in headers.items():
         argv += ["-H", f"{k}: {v}"]
     argv.append(url)
+    if script_args:
+        argv += ["--", *script_args]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60,
                           check=False)
     if done.returncode != 0:

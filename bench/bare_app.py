@@ -59,6 +59,33 @@ def build_app(config: dict[str, Any]) -> Starlette:
     return Starlette(routes=routes)
 
 
+def serve_granian(app: Any, host: str, port: int) -> None:
+    """granian's embedded server with the settings `jobmock serve` gives it (see
+    ``jobmock.serving``): HTTP/1.1 only, backlog and backpressure 1024, 64 KiB heads,
+    warning-level logs. SIGINT/SIGTERM stop it gracefully."""
+    import asyncio
+    import signal
+
+    from granian.constants import HTTPModes, Interfaces
+    from granian.http import HTTP1Settings
+    from granian.log import LogLevels
+    from granian.server.embed import Server
+
+    server = Server(app, address=host, port=port, interface=Interfaces.ASGI,
+                    log_level=LogLevels.warning, http=HTTPModes.http1, backlog=1024,
+                    backpressure=1024,
+                    http1_settings=HTTP1Settings(header_read_timeout=30_000, keep_alive=True,
+                                                 max_buffer_size=64 * 1024))
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, server.stop)
+        await server.serve()
+
+    asyncio.run(run())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, type=Path)
@@ -68,14 +95,7 @@ def main() -> None:
     args = parser.parse_args()
     app = build_app(json.loads(args.config.read_text()))
     if args.server == "granian":
-        # The same embedded server, the same way, as `jobmock serve --server granian`.
-        import asyncio
-
-        from granian.constants import Interfaces
-        from granian.server.embed import Server
-
-        asyncio.run(Server(app, address=args.host, port=args.port,
-                           interface=Interfaces.ASGI).serve())
+        serve_granian(app, args.host, args.port)
         return
     import uvicorn
 

@@ -248,7 +248,7 @@ def over_http(args: argparse.Namespace) -> dict[str, Any]:
                                           json.loads(BODY % 0), auth)
             if st != 200:
                 raise RuntimeError(f"warm-up submit answered {st}: {body}")
-            http_json("POST", jm_base + "/_jobmock/reset")
+            http_json("POST", jm_base + "/_jobmock/reset", {})
             answer = {"status": st, "body": json.dumps(body, separators=(",", ":")),
                       "headers": [[k, v] for k, v in headers.items() if k not in _HOP_HEADERS]}
             config = Path(tmp) / "bare.json"
@@ -275,7 +275,7 @@ def over_http(args: argparse.Namespace) -> dict[str, Any]:
                         if res.non_2xx:
                             raise RuntimeError(f"{res.non_2xx} non-2xx answers while measuring")
                         jm_rps.append(res.rps)
-                        http_json("POST", jm_base + "/_jobmock/reset")  # back to empty
+                        http_json("POST", jm_base + "/_jobmock/reset", {})  # back to empty
                     print(f"  round {rnd}: jobmock {jm_rps[-1]:7.0f} submits/s, bare "
                           f"{bare_rps[-1]:7.0f} req/s, ratio {jm_rps[-1] / bare_rps[-1]:.3f}")
                 rate = median(jm_rps)

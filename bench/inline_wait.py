@@ -32,6 +32,7 @@ import ssl
 import sys
 import threading
 import time
+import urllib.parse
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -195,10 +196,17 @@ def main() -> None:
         peak_kib = proc_status_kib(srv.pid, "VmHWM")
         after_kib = proc_status_kib(srv.pid)
         wall0, clock0 = clock_offset(base, args.speed)
-        _, _, listing = http_json("GET", base + "/_jobmock/jobs", timeout=120)
+        jobs: dict[str, Any] = {}
+        after = ""
+        while True:  # the listing comes a page at a time; ``next`` is None on the last one
+            _, _, listing = http_json("GET", base + "/_jobmock/jobs?limit=1000" + after,
+                                      timeout=120)
+            jobs.update((j["id"], j) for j in listing["jobs"])
+            if listing.get("next") is None:
+                break
+            after = "&after=" + urllib.parse.quote(listing["next"], safe="")
         _, _, journal = http_json("GET", base + "/_jobmock/requests", timeout=120)
 
-    jobs = {j["id"]: j for j in listing["jobs"]}
     # When the server rendered each answer (the journal records a held submit at finish).
     rendered = {e["job_id"]: e["at"] for e in journal["requests"]
                 if e["job_id"] and e["method"] == "POST"}

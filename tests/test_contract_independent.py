@@ -1,6 +1,8 @@
 """The contract suite judges a server that is not the mock: a small Starlette implementation
-of enrich written here with no jobmock code, in real time. A correct one passes; one that
-returns results out of order, or loses its Retry-After, fails with the check that says so."""
+of enrich written here with no jobmock code, in real time. A correct one passes, and so does
+one without what enrich.yaml only assumes (Retry-After, the echoed ``transaction``); one that
+returns results out of order, or sends a malformed Retry-After, fails with the check that
+says so."""
 
 from __future__ import annotations
 
@@ -28,7 +30,8 @@ KEYS = {"sk_test_enrich_org_a": "a", "sk_test_enrich_org_b": "b"}
 QUEUED_FOR, RUNNING_FOR = 0.3, 0.6
 
 
-def enrich_app(*, reverse_results: bool = False, retry_after: bool = True) -> Starlette:
+def enrich_app(*, reverse_results: bool = False, retry_after: str | None = "1",
+               echo: bool = True) -> Starlette:
     jobs: dict[str, dict[str, Any]] = {}
 
     def now() -> str:
@@ -60,7 +63,7 @@ def enrich_app(*, reverse_results: bool = False, retry_after: bool = True) -> St
         jobs[job_id] = {"owner": who, "items": items, "t0": time.monotonic(), "created": now()}
         return JSONResponse(
             {"job_id": job_id, "status": "queued", "created_at": jobs[job_id]["created"]},
-            202, headers={"Retry-After": "1"} if retry_after else None)
+            202, headers={"Retry-After": retry_after} if retry_after else None)
 
     async def status(request: Request) -> JSONResponse:
         who = owner(request)
@@ -74,13 +77,14 @@ def enrich_app(*, reverse_results: bool = False, retry_after: bool = True) -> St
         age = time.monotonic() - job["t0"]
         state = ("queued" if age < QUEUED_FOR
                  else "processing" if age < QUEUED_FOR + RUNNING_FOR else "complete")
-        results = [{"transaction": t, "merchant_name": "Shop"} for t in job["items"]]
+        results = [{"transaction": t, "merchant_name": "Shop"} if echo else {"merchant_name": t}
+                   for t in job["items"]]
         shown = (results[::-1] if reverse_results else results) if state == "complete" else []
         body: dict[str, Any] = {"id": request.path_params["id"], "status": state, "results": shown,
                                 "created_at": job["created"], "updated_at": job["created"]}
         if state != "queued":
             body["total"] = len(job["items"])
-        headers = {"Retry-After": "1"} if state != "complete" and retry_after else None
+        headers = {"Retry-After": retry_after} if state != "complete" and retry_after else None
         return JSONResponse(body, headers=headers)
 
     return Starlette(routes=[Route("/v1/enrich/async", submit, methods=["POST"]),
@@ -110,11 +114,17 @@ def test_a_correct_independent_server_passes() -> None:
         run_machine(resolve_spec("enrich"), url, OPTIONS, None)
 
 
+def test_a_server_without_what_enrich_assumes_passes() -> None:
+    """No Retry-After and no echoed transaction: both are assumed by enrich.yaml."""
+    with serve(enrich_app(retry_after=None, echo=False)) as url:
+        run_machine(resolve_spec("enrich"), url, OPTIONS, None)
+
+
 @pytest.mark.parametrize(("broken", "check"), [
     ({"reverse_results": True}, "invariants"),
-    ({"retry_after": False}, "retry_after"),
+    ({"retry_after": "soon"}, "retry_after"),
 ])
-def test_a_broken_independent_server_fails_with_the_named_check(broken: dict[str, bool],
+def test_a_broken_independent_server_fails_with_the_named_check(broken: dict[str, Any],
                                                                 check: str) -> None:
     with serve(enrich_app(**broken)) as url, pytest.raises(ContractViolation) as caught:
         run_machine(resolve_spec("enrich"), url, OPTIONS, None)

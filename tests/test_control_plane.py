@@ -144,7 +144,9 @@ def test_jobs_lists_every_job_with_counts_and_filters(make_client: Any) -> None:
     assert [j["id"] for j in by_tenant] == [b1]
     both = client.get("/_jobmock/jobs", params={"tenant": TENANTS[0][0], "status": "failed"})
     assert [j["id"] for j in both.json()["jobs"]] == [a2]
-    assert client.get("/_jobmock/jobs", params={"status": "nope"}).json()["jobs"] == []
+    bogus = client.get("/_jobmock/jobs", params={"status": "nope"})
+    assert_bad(bogus, 400)
+    assert all(word in bogus.json()["error"] for word in LC.states), "it names the valid words"
 
 
 def test_job_detail_shows_tenant_request_plan_and_history(make_client: Any) -> None:
@@ -247,7 +249,8 @@ def test_outcome_with_a_malformed_body_is_400(make_client: Any, payload: Any) ->
     _mock, client = make_client("croma")
     job_id = submit(client)
     assert_bad(client.post(f"/_jobmock/jobs/{job_id}/outcome", json=payload), 400)
-    assert_bad(client.post(f"/_jobmock/jobs/{job_id}/outcome", content=b"{nope"), 400)
+    assert_bad(client.post(f"/_jobmock/jobs/{job_id}/outcome", content=b"{nope",
+                           headers={"Content-Type": "application/json"}), 400)
     assert word(client, job_id) == LC.queued
 
 
@@ -351,16 +354,26 @@ def test_spec_is_the_served_openapi_document(make_client: Any, api: str) -> None
     _mock, client = make_client(api)
     r = client.get("/_jobmock/spec")
     assert r.status_code == 200
-    assert r.json() == json.loads(json.dumps(resolve_spec(api).document))
+    spec = resolve_spec(api)
+    # The tenants' credentials and the webhook signing secret, wherever the document states
+    # them, are the only change: redacted.
+    secrets = [c for creds in spec.auth.tenants.values() for c in creds]
+    if spec.webhooks is not None and spec.webhooks.signature is not None:
+        secrets.append(spec.webhooks.signature.secret)
+    text = json.dumps(spec.document)
+    for secret in sorted(secrets, key=len, reverse=True):
+        assert secret not in r.text
+        text = text.replace(secret, "[redacted]")
+    assert r.json() == json.loads(text)
 
 
 def test_reset_forgets_jobs_and_journal_but_keeps_the_clock(make_client: Any) -> None:
     _mock, client = make_client("croma")
     job_id = submit(client)
     advance(client, 5)
-    r = client.post("/_jobmock/reset")
+    r = client.post("/_jobmock/reset", json={})
     assert r.status_code == 200
-    assert client.get("/_jobmock/jobs").json() == {"jobs": [], "counts": {}}
+    assert client.get("/_jobmock/jobs").json() == {"jobs": [], "counts": {}, "next": None}
     assert client.get("/_jobmock/requests").json()["requests"] == []
     assert client.get("/_jobmock/health").json()["jobs"] == 0
     assert client.get("/_jobmock/clock").json()["epoch"] == DEFAULT_EPOCH + 5
@@ -370,7 +383,7 @@ def test_reset_forgets_jobs_and_journal_but_keeps_the_clock(make_client: Any) ->
 
 
 @pytest.mark.parametrize(("method", "path"), [
-    ("GET", "/_jobmock/"), ("GET", "/_jobmock/nothing"), ("PUT", "/_jobmock/health"),
+    ("GET", "/_jobmock/ui/nothing"), ("GET", "/_jobmock/nothing"), ("PUT", "/_jobmock/health"),
     ("POST", "/_jobmock/jobs"), ("DELETE", "/_jobmock/jobs/x"), ("GET", "/_jobmock/clock/advance"),
     ("GET", "/_jobmock/reset"), ("GET", "/_jobmock/jobs/x/outcome/more"),
 ])

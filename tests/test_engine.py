@@ -490,23 +490,37 @@ def test_bronid_gate_does_not_block_while_the_holder_is_pending() -> None:
     assert first.status == second.status == engine.spec.lifecycle.queued
 
 
-@pytest.mark.parametrize("seed", range(6))
-def test_bronid_of_two_pending_jobs_for_a_trace_the_later_starter_is_rejected(seed: int) -> None:
+@pytest.mark.parametrize("seed", range(12))
+def test_bronid_of_two_pending_jobs_for_a_trace_the_later_dispatch_is_rejected(seed: int) -> None:
+    # Issue 11, items 3 and 4: the first dispatch claims the gate whichever run's listener
+    # starts first (it was a coin flip on queued_for), and the rejected run was claimed
+    # (attemptCount 1, startedAt) before it lost the gate.
     engine, _, rec = make("bronid", seed=seed)
     gate = engine.spec.limits.gate
     assert gate is not None and gate.claim_conflict is not None
     lc = engine.spec.lifecycle
-    a = submit(engine, trace="tr-1")
-    b = submit(engine, trace="tr-1")
-    assert a.queued_for != b.queued_for
+    first = submit(engine, trace="tr-1")
+    later = submit(engine, trace="tr-1")
+    assert first.queued_for != later.queued_for
     run_until_idle(engine)
-    winner, loser = (a, b) if a.queued_for < b.queued_for else (b, a)
-    assert winner.status == winner.outcome
-    assert loser.status == gate.claim_conflict
-    assert loser.conflicting_job_id == winner.id
-    assert winner.conflicting_job_id is None
-    assert rec.transitions(loser) == [(lc.queued, gate.claim_conflict)]
-    assert loser.completed_at == loser.created_at + loser.queued_for
+    assert first.status == first.outcome
+    assert first.conflicting_job_id is None
+    assert later.status == gate.claim_conflict
+    assert later.conflicting_job_id == first.id
+    assert rec.transitions(later) == [(lc.queued, gate.claim_conflict)]
+    tried = later.created_at + later.queued_for
+    assert later.completed_at == later.started_at == tried
+    assert later.attempt_count == 1
+
+
+def test_the_gate_race_was_tried_both_ways() -> None:
+    """The seeds above include a later dispatch due to start first, and one due second."""
+    later_first = set()
+    for seed in range(12):
+        engine, _, _ = make("bronid", seed=seed)
+        first, later = submit(engine, trace="tr-1"), submit(engine, trace="tr-1")
+        later_first.add(later.queued_for < first.queued_for)
+    assert later_first == {True, False}
 
 
 # -- docimprint: progress --------------------------------------------------------------------------

@@ -250,6 +250,42 @@ def test_run_claiming_the_gate_while_another_runs_ends_rejected(make_client: Any
     assert result_of(client, holder)["data"]["result"]["status"] == LC.running
 
 
+def test_the_first_dispatch_claims_the_gate_even_when_the_later_run_starts_first(
+        make_client: Any) -> None:
+    # Issue 11, item 3: which of two racing dispatches is rejected is no coin flip. The later
+    # run's listener tries the gate while the first run is still pending: the first holds it.
+    _mock, client = make_client("bronid")
+    assert client.post("/_jobmock/advance", json={"mode": "manual"}).status_code == 200
+    first = job_id_of(dispatch(client))
+    later = job_id_of(dispatch(client))
+    assert force(client, later, LC.running or "").status_code == 200  # its listener starts first
+    result = result_of(client, later)["data"]["result"]
+    assert result["status"] == GATE.claim_conflict and result["conflictingJobId"] == first
+    assert result_of(client, first)["data"]["result"]["status"] == LC.queued
+    assert force(client, first, LC.running or "").status_code == 200
+    assert result_of(client, first)["data"]["result"]["status"] == LC.running
+
+
+def test_a_rejected_run_was_claimed_like_the_specs_example(make_client: Any) -> None:
+    # Issue 11, item 4: claiming the run (attemptCount 1, startedAt) is separate from claiming
+    # the gate; the spec's rejected example shows both.
+    example = H.resolve(SPEC.document["components"]["examples"]["JobRejected"])["value"]
+    want = example["data"]["result"]
+    _mock, client = make_client("bronid")
+    holder = job_id_of(dispatch(client))
+    late = job_id_of(dispatch(client))
+    assert force(client, holder, LC.running or "").status_code == 200
+    assert SPEC.timing.queued[0] > 0
+    before = result_of(client, late)["data"]["result"]
+    assert before["status"] == LC.queued and before["attemptCount"] == 0 and "startedAt" not in before
+    advance(client, SPEC.timing.queued[1])
+    result = result_of(client, late)["data"]["result"]
+    assert result["status"] == want["status"] == GATE.claim_conflict
+    assert set(result) == set(want)
+    assert result["attemptCount"] == want["attemptCount"] == 1
+    assert result["startedAt"] == result["completedAt"]
+
+
 # -- authentication ---------------------------------------------------------------------------
 
 

@@ -123,6 +123,103 @@ def test_running_task_is_not_charged(make_client: Any) -> None:
     assert body["credits"]["creditsCharged"] == 0
 
 
+# Issue 11, item 6: "we verify you have enough credits" at submission, a balance per tenant.
+
+LOW = next(t for t, b in SPEC.credits_balances.items() if COST and b < 10 * COST)
+LOW_KEY = SPEC.auth.headers_for(SPEC.auth.tenants[LOW][0])
+SHORT = SPEC.errors["insufficient_credits"]
+
+
+def credits_of(client: TestClient, tenant: str) -> dict[str, Any]:
+    r = client.get("/_jobmock/credits")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["cost"] == COST
+    return body["credits"][tenant]  # type: ignore[no-any-return]
+
+
+def test_the_spec_gives_demo_tenants_plenty_of_credits_and_one_tenant_few() -> None:
+    assert COST is not None and COST > 0
+    for tenant, _ in SPEC.demo_tenants():
+        assert SPEC.credits_balances[tenant] >= 10_000 * COST
+    assert SPEC.credits_balances[LOW] // COST == 2, "the low tenant can pay for two tasks"
+    documented = H.resolve(H.resolve(SPEC.document["paths"][SUBMIT.path])["post"]["responses"]["403"])
+    assert SHORT.status == 403
+    example = next(iter(documented["content"]["application/json"]["examples"].values()))["value"]
+    assert SHORT.body({}) == example
+
+
+def test_a_tenant_short_of_credits_gets_the_documented_403_and_no_task(make_client: Any) -> None:
+    _mock, client = make_client("cloro")
+    balance = SPEC.credits_balances[LOW]
+    first, second = (task_id_of(submit(client, headers=LOW_KEY)) for _ in range(2))
+    # two tasks in flight hold all the credits (none charged yet): a third can't be paid for
+    assert credits_of(client, LOW) == {"balance": balance, "held": 2 * COST,
+                                       "available": balance - 2 * COST}
+    before = statuses(client)
+    r = submit(client, headers=LOW_KEY)
+    assert r.status_code == SHORT.status
+    assert check(SUBMIT, r) == SHORT.body({})
+    assert statuses(client) == before, "a refused submission creates no task"
+    assert submit(client).status_code == ACCEPTED, "other organizations are not affected"
+    # a FAILED task charges nothing and releases its hold; a COMPLETED one is charged
+    force(client, first, LC.word("failed") or "")
+    force(client, second, LC.word("completed") or "")
+    assert credits_of(client, LOW) == {"balance": balance - COST, "held": 0,
+                                       "available": balance - COST}
+    third = task_id_of(submit(client, headers=LOW_KEY))
+    assert submit(client, headers=LOW_KEY).status_code == SHORT.status
+    force(client, third, LC.word("completed") or "")
+    assert credits_of(client, LOW)["balance"] == 0
+    assert submit(client, headers=LOW_KEY).status_code == SHORT.status
+
+
+def test_the_balance_is_charged_only_on_completion(make_client: Any) -> None:
+    _mock, client = make_client("cloro")
+    tenant = SPEC.demo_tenants()[0][0]
+    start = credits_of(client, tenant)["balance"]
+    task_id = task_id_of(submit(client))
+    force(client, task_id, LC.running or "")
+    assert credits_of(client, tenant) == {"balance": start, "held": COST,
+                                          "available": start - COST}
+    advance(client, LONGEST + 1)
+    charged = poll(client, task_id)["credits"]["creditsCharged"]
+    assert credits_of(client, tenant)["balance"] == start - charged
+
+
+def test_control_plane_sets_balances_and_reset_restores_the_specs(make_client: Any) -> None:
+    _mock, client = make_client("cloro")
+    tenant = SPEC.demo_tenants()[1][0]
+    r = client.post("/_jobmock/credits", json={"tenant": tenant, "balance": COST - 1})
+    assert r.status_code == 200, r.text
+    assert r.json()["credits"][tenant]["balance"] == COST - 1
+    assert submit(client, headers=B).status_code == SHORT.status
+    client.post("/_jobmock/credits", json={"tenant": tenant, "balance": COST})
+    assert submit(client, headers=B).status_code == ACCEPTED
+    assert client.post("/_jobmock/reset", json={}).status_code == 200
+    assert credits_of(client, tenant) == {"balance": SPEC.credits_balances[tenant], "held": 0,
+                                          "available": SPEC.credits_balances[tenant]}
+
+
+@pytest.mark.parametrize("body", [
+    {"tenant": "nobody", "balance": 5}, {"balance": 5}, {"tenant": LOW},
+    {"tenant": LOW, "balance": -1}, {"tenant": LOW, "balance": 1.5}, {"tenant": LOW, "balance": "9"},
+    {"tenant": LOW, "balance": True}, {"tenant": LOW, "balance": 10**16},
+])
+def test_control_plane_refuses_a_bad_balance_and_changes_nothing(make_client: Any,
+                                                                  body: Any) -> None:
+    _mock, client = make_client("cloro")
+    before = client.get("/_jobmock/credits").json()
+    r = client.post("/_jobmock/credits", json=body)
+    assert r.status_code == 400 and "error" in r.json()
+    assert client.get("/_jobmock/credits").json() == before
+
+
+def test_an_api_without_credits_has_no_credits_endpoint(make_client: Any) -> None:
+    _mock, client = make_client("croma")
+    assert client.get("/_jobmock/credits").status_code == 404
+
+
 # -- idempotency -----------------------------------------------------------------------------------
 
 
@@ -312,13 +409,11 @@ def _max_key() -> int:
     {"taskType": "CHATGPT", "payload": {}},
     {"taskType": "CHATGPT", "payload": {"prompt": ""}},
     {"taskType": "CHATGPT", "payload": {"prompt": "x", "country": "usa"}},
-    {"taskType": "CHATGPT", "payload": {"prompt": "x"}, "extra": 1},
     {"taskType": "CHATGPT", "payload": {"prompt": "x"}, "idempotencyKey": ""},
     {"taskType": "CHATGPT", "payload": {"prompt": "x"}, "idempotencyKey": "k" * (_max_key() + 1)},
     {"taskType": "CHATGPT", "payload": {"prompt": "x"}, "webhook": {}},
     {"taskType": "CHATGPT", "payload": {"prompt": "x"}, "webhook": {"url": "http://a.example.com/h"}},
-    {"taskType": "CHATGPT", "payload": {"prompt": "x"}, "webhook": {"url": "https://a.example.com",
-                                                                   "secret": "s"}},
+    {"taskType": "CHATGPT", "payload": {"prompt": "x"}, "webhook": {"secret": "s"}},
     {"taskType": "CHATGPT", "payload": "x"},
     [TASK], "CHATGPT", None,
 ])
@@ -330,6 +425,20 @@ def test_bad_body_is_the_validation_error(make_client: Any, body: Any) -> None:
     out = check(SUBMIT, r)
     assert out == error_body("validation", message=out["error"]["message"])
     assert statuses(client) == {}
+
+
+@pytest.mark.parametrize("body", [
+    {"taskType": "CHATGPT", "payload": {"prompt": "x"}, "extra": 1},
+    {"taskType": "CHATGPT", "payload": {"prompt": "x"}, "webhook": {"url": "https://a.example.com",
+                                                                   "secret": "s"}},
+])
+def test_unknown_fields_are_accepted_and_ignored(make_client: Any, body: Any) -> None:
+    """The spec's Assumed: choice: fields the document does not name are ignored, not refused."""
+    _mock, client = make_client("cloro")
+    r = client.post(SUBMIT.path, json=body, headers=A)
+    assert r.status_code == 200, r.text
+    task = check(SUBMIT, r)["task"]
+    assert statuses(client) == {task["id"]: "QUEUED"}
 
 
 @pytest.mark.parametrize("content", [b"{not json", b'{"taskType": "CHATGPT",}', b"\xff", b""])

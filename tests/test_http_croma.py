@@ -10,6 +10,8 @@ spec; every JSON body is validated against the schema the spec documents for it.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from typing import Any
 
 import httpx
@@ -241,24 +243,50 @@ def test_wait_zero_among_other_preferences_answers_202_at_once(make_client: Any,
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("word", sorted(w for w in LC.terminal_words if LC.states[w] != "completed"))
-async def test_job_ending_badly_within_the_wait_answers_at_once_with_a_documented_body(
+async def test_job_ending_badly_within_the_wait_gets_an_error_status_never_200_data_null(
         word: str) -> None:
-    # x-jobmock answers such a job with the envelope: the documented schema of the status
-    # it uses must admit it (it did not until the 200 response became LookupResult | envelope).
+    # Issue 11, item 2: the document's 200 is `{ "data": ... }` of a completed lookup. A job
+    # that fails, is canceled or expires within the wait gets the error status x-jobmock gives
+    # its word (LookupFailed: 502, 503, 504) with the API's error shape, and X-Job-Id.
+    rdef = SICAAC.responses[word]
+    assert rdef.status >= 500 and rdef.status not in (DONE, PENDING)
+    mock = Mock(SPEC, clock=VirtualClock())
+    async with serving(mock) as c:
+        r, ran = await held(
+            lambda: c.post(SICAAC.path, json=body_for(SICAAC), headers={**A, "Prefer": "wait=30"}),
+            lambda: c.post(f"/_jobmock/jobs/{only_job(mock)}/outcome", json={"status": word}),
+        )
+        assert ran == 1
+        job_id = only_job(mock)
+        assert r.headers["X-Job-Id"] == job_id
+        assert r.status_code == rdef.status
+        body = check(SICAAC, r)
+        assert set(body) == {"error"}, "no data (null or not) in a failure's answer"
+        assert r.headers["Preference-Applied"] == "wait=30"
+        assert "Retry-After" not in r.headers
+        polled = check(STATUS, await c.get(f"/jobs/{job_id}", headers=A))
+        assert polled["status"] == word and polled["data"] is None
+        if LC.states[word] == "failed":
+            assert body["error"] == polled["error"] == SPEC.outcome_errors[word]({}), \
+                "the answer carries the job's own error"
+        else:
+            assert polled["error"] is None, "the document gives only a failed job an error"
+            assert body["error"]["code"] == f"job_{word}"
+
+
+@pytest.mark.anyio
+async def test_a_forced_error_is_the_error_of_the_inline_answer() -> None:
+    error = {"type": "upstream_error", "code": "registry_timeout", "message": "SICAAC timed out."}
     mock = Mock(SPEC, clock=VirtualClock())
     async with serving(mock) as c:
         r, ran = await held(
             lambda: c.post(SICAAC.path, json=body_for(SICAAC), headers=A),
-            lambda: c.post(f"/_jobmock/jobs/{only_job(mock)}/outcome", json={"status": word}),
+            lambda: c.post(f"/_jobmock/jobs/{only_job(mock)}/outcome",
+                           json={"status": LC.word("failed"), "error": error}),
         )
         assert ran == 1
-        assert r.headers["X-Job-Id"] == only_job(mock)
-        assert r.status_code in (DONE, PENDING)
-        body = check(SICAAC, r)
-        assert body["id"] == r.headers["X-Job-Id"] and body["status"] == word
-        assert body["data"] is None
-        assert (body["error"] is not None) == (LC.states[word] == "failed")
-        assert "Retry-After" not in r.headers
+        assert r.status_code == SICAAC.responses[LC.word("failed") or ""].status
+        assert check(SICAAC, r) == {"error": error}
 
 
 # -- callback_url -------------------------------------------------------------------------------
@@ -298,6 +326,34 @@ def test_loopback_callback_url_is_accepted_when_private_callbacks_are_allowed(
     r = submit(client, body={**PERSON, "callback_url": "https://127.0.0.1:9000/hook"})
     assert r.status_code == PENDING
     assert mock.engine.get(job_id_of(SICAAC, r)).callback_url == "https://127.0.0.1:9000/hook"  # type: ignore[union-attr]
+
+
+def test_callbacks_are_signed_only_for_the_organizations_the_spec_names(make_client: Any) -> None:
+    # Issue 11, item 7: "reach out if you want it enabled for your callbacks": signing is off
+    # unless the organization asked; the spec says demo org_a did and org_b did not.
+    assert SPEC.webhooks is not None and SPEC.webhooks.signature is not None
+    sig = SPEC.webhooks.signature
+    (signed, _), (unsigned, _) = SPEC.demo_tenants()
+    assert sig.enabled_for == (signed,)
+    # deliver_webhooks=False: attempts are made and journaled, never sent anywhere
+    mock, client = make_client("croma", deliver_webhooks=False)
+    url = "https://hooks.example.com/croma"
+    jobs = {tenant: job_id_of(SICAAC, submit(client, body={**PERSON, "callback_url": url},
+                                              headers={**creds, "Prefer": "wait=0"}))
+            for tenant, creds in ((signed, A), (unsigned, B))}
+    advance(client, LONGEST + 1)
+    assert mock.webhooks is not None
+    for tenant, job_id in jobs.items():
+        [delivery] = mock.webhooks.for_job(job_id)
+        [attempt] = delivery.attempts
+        assert attempt.headers["x-croma-job-id"] == job_id
+        if tenant == signed:
+            digest = hmac.new(sig.secret.encode(), delivery.body, hashlib.sha256).hexdigest()
+            assert attempt.headers[sig.header] == f"sha256={digest}"
+        else:
+            assert sig.header not in {k.lower() for k in attempt.headers}
+    listed = {d["job_id"]: d["signed"] for d in client.get("/_jobmock/webhooks").json()["deliveries"]}
+    assert listed == {jobs[signed]: True, jobs[unsigned]: False}
 
 
 @pytest.mark.anyio

@@ -106,6 +106,23 @@ def test_total_appears_once_processing(make_client: Any) -> None:
     assert body["status"] == LC.running and body["total"] == 2 and body["results"] == []
 
 
+def test_a_job_failed_while_queued_has_no_total_one_failed_while_processing_has(
+        make_client: Any) -> None:
+    # Issue 11, item 9: `total` is "present once the job has been picked up for processing".
+    failed = LC.word("failed") or ""
+    assert LC.can_move(LC.queued, failed), "enrich lets a queued job fail without starting"
+    _mock, client = make_client("enrich")
+    never_started = job_id_of(submit(client, TXS[:2]))
+    assert force(client, never_started, failed).status_code == 200
+    body = check(STATUS, client.get(status_url(never_started), headers=A))
+    assert body["status"] == failed and "total" not in body
+    picked_up = job_id_of(submit(client, TXS[:3]))
+    assert force(client, picked_up, LC.running or "").status_code == 200
+    assert force(client, picked_up, failed).status_code == 200
+    body = check(STATUS, client.get(status_url(picked_up), headers=A))
+    assert body["status"] == failed and body["total"] == 3
+
+
 def test_jobs_are_independent(make_client: Any) -> None:
     _mock, client = make_client("enrich")
     first = job_id_of(submit(client, TXS[:1]))

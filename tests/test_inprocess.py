@@ -307,7 +307,7 @@ def test_control_plane_and_journal_through_the_adapter(
         ("GET", "/jobs/nope", CROMA.errors["not_found"].status)]
     assert entries[0]["retry_after"] == str(CROMA.retry_after_seconds)
     assert entries[0]["job_status"] == CROMA.lifecycle.queued
-    assert d.request("POST", "/_jobmock/reset").status_code == 200
+    assert d.request("POST", "/_jobmock/reset", json={}).status_code == 200
     assert d.jobs() == [] and d.request("GET", "/_jobmock/requests").json()["requests"] == []
 
 
@@ -394,8 +394,8 @@ async def test_inline_wait_with_an_async_client_does_not_block() -> None:
             r = await client.post(SICAAC.path, json=PERSON, headers=creds(CROMA))
         # no Prefer: the spec's default wait applies; the job fails within it
         assert SICAAC.wait.default > 2.5
-        assert r.json()["status"] == CROMA.lifecycle.word("failed")
-        assert r.json()["error"] == CROMA.outcome_errors["failed"]({})
+        assert r.status_code == SICAAC.responses[CROMA.lifecycle.word("failed") or ""].status
+        assert r.json() == {"error": CROMA.outcome_errors["failed"]({})}
         assert api.now - start == pytest.approx(2.5)
 
 

@@ -137,7 +137,7 @@ def test_a_story_with_one_wrong_expectation_fails_at_that_step(path: Path) -> No
 #: Fixtures whose rules (or limits) are the whole point: without them the story must fail.
 RULES_MATTER = [
     "croma/job-expires.yaml",
-    "croma/inline-failure-answered-200.yaml",
+    "croma/inline-failure-answered-502.yaml",
     "croma/poll-connection-dropped-once.yaml",
     "enrich/poll-500-then-recovers.yaml",
     "enrich/total-appears-when-picked-up.yaml",
@@ -258,7 +258,7 @@ def test_times_caps_a_response_rule_and_reset_restarts_the_counters() -> None:
         assert (first.status_code, first.json(), first.headers["Retry-After"]) == (503, {"busy": True}, "7")
         assert second.status_code == 200
         assert unknown.status_code == CLORO.errors["not_found"].status  # status 404 never matched
-        client.post("/_jobmock/reset")
+        client.post("/_jobmock/reset", json={})
         job_id = client.post(CLORO_OP.path, json=task(), headers=CLORO_AUTH).json()["task"]["id"]
         again = client.get(f"/v1/task/{job_id}", headers=CLORO_AUTH)
     assert again.status_code == 503

@@ -9,10 +9,7 @@ the story's loopback receiver. Also: loading a scenario at runtime with
 
 from __future__ import annotations
 
-import signal
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,7 +20,7 @@ import yaml
 
 from jobmock import bundled_names
 from jobmock.scenarios import fixtures_dir, load_scenario
-from jobmock.testing import free_port, run_story
+from jobmock.testing import ServeProcess, run_story
 
 STARTUP_LIMIT = 30.0  # seconds: a guard against a hung start, not a measurement
 
@@ -41,34 +38,21 @@ SAMPLE = [
 
 @contextmanager
 def serve(*args: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """``jobmock serve ARGS`` on a free port; yields its base URL once it answers."""
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "jobmock.cli", "serve", *args, "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    base = f"http://127.0.0.1:{port}"
+    """``jobmock serve ARGS`` on a port it picks; yields its base URL once it answers.
+
+    Stopped with SIGTERM (a shell's background jobs and ``nohup`` ignore SIGINT) and
+    reaped whatever happens (:class:`jobmock.testing.ServeProcess`).
+    """
+    served = ServeProcess(*args, startup_timeout=STARTUP_LIMIT)
     try:
-        deadline = time.monotonic() + STARTUP_LIMIT
-        while True:
-            if proc.poll() is not None:
-                out, err = proc.communicate()
-                pytest.fail(f"jobmock serve exited with {proc.returncode}:\n{out}\n{err}")
-            try:
-                if httpx.get(base + "/_jobmock/health", timeout=2.0).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"jobmock serve did not answer {base}/_jobmock/health")
-            time.sleep(0.05)
-        yield base, proc
+        served.start()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    try:
+        assert served.proc is not None
+        yield served.url, served.proc
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.communicate(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.communicate(timeout=10)
+        served.stop()
 
 
 def test_the_sample_covers_every_api() -> None:
@@ -120,16 +104,8 @@ def test_serve_takes_the_scenarios_clock_and_seed_unless_told(tmp_path: Path) ->
 def test_serve_banner_shows_the_scenarios_seed(tmp_path: Path) -> None:
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump({"api": "enrich", "description": "x", "seed": 77}))
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "jobmock.cli", "serve", "enrich", "--port", str(port),
-                             "--clock", "virtual", "--scenario", str(path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        first = proc.stdout.readline()
-        second = proc.stdout.readline()
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=10)
+    with ServeProcess("enrich", "--clock", "virtual", "--scenario", str(path)) as served:
+        pass
+    first, second = served.stdout.splitlines()[:2]
     assert first.startswith("jobmock serving enrich")
     assert "seed: 77" in second

@@ -93,7 +93,7 @@ class Target:
         races the ticker.
         """
         with asgi.get_client(self.app) as client:
-            client.post("/_jobmock/reset").raise_for_status()
+            client.post("/_jobmock/reset", json={}).raise_for_status()
 
     def pin(self, case: Any) -> None:
         """Set the headers that keep inline waits off (see the module docstring)."""

@@ -142,9 +142,20 @@ def test_if_without_a_job_takes_the_else_branch() -> None:
     assert render({"$if": {"status": ["done"]}, "then": 1, "else": 2}, {}) == 2
 
 
+def test_if_present_takes_then_once_the_placeholder_has_a_value() -> None:
+    # enrich's `total`: only once the job was picked up (it has a start time), whatever its status
+    tpl = {"total?": {"$if": {"present": "{job.started_at}"}, "then": "{job.n}"}}
+    assert render(tpl, {"job": {"started_at": "2026-01-01T00:00:00Z", "n": 3}}) == {"total": 3}
+    assert render(tpl, {"job": {"started_at": None, "n": 3, "status": "failed"}}) == {}
+    assert render(tpl, {"job": {"n": 3}}) == {}
+    assert render({"$if": {"present": "{job.n}"}, "then": 1, "else": 2}, {"job": {"n": 0}}) == 1
+
+
 @pytest.mark.parametrize(
     "tpl",
     [
+        {"$if": {"present": ["{job.a}"]}, "then": 1},
+        {"$if": {"present": "{job.a}", "status": ["b"]}, "then": 1},
         {"$if": {"status": ["a"], "roles": ["b"]}, "then": 1},
         {"$if": {"phase": ["a"]}, "then": 1},
         {"$if": "status", "then": 1},

@@ -5,6 +5,19 @@ translates ASGI to :class:`~jobmock.dispatch.Request` and back. A background
 ticker fires due transitions on real and sped-up clocks; it sleeps until the
 engine's next due entry and is woken when an earlier one is scheduled. An inline
 wait awaits a future resolved by :meth:`Engine.watch`, never a polling loop.
+
+``POST /_jobmock/clock/advance`` on a virtual clock, with webhooks being sent, is played
+here rather than in one synchronous step: the clock moves to the next due entry, what is
+due fires, the webhook attempts it started are awaited (each bounded by the sender's
+timeout), and so on until the target time. A retry an answer schedules before the target
+is therefore played by the same advance, at its exact clock time.
+
+Every request is bounded (:class:`Limits`): its headers (431), its body, read in chunks
+and refused once past the limit (413), and the time its body takes to arrive (408), each
+answered in the API's error shape (the control plane's: ``{"error": ...}``).
+:meth:`JobmockApp.begin_shutdown` answers every held request at once (an inline wait as
+if it had ended, a scenario's delay cut short) and stops webhook attempts, so one signal
+stops a server even while waits are held on a virtual clock.
 """
 
 from __future__ import annotations
@@ -12,33 +25,63 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .dispatch import Mock, Request, Response, Suspend
+from .control import CONTROL_PREFIX, advance_answer, advance_request, is_control
+from .dispatch import Mock, Request, Response, Suspend, json_response
+from .errors import RequestRefused
 from .stack import Stack
 
 if TYPE_CHECKING:
     from .senders import AsyncSender
 
-__all__ = ["JobmockApp", "create_app"]
+__all__ = ["JobmockApp", "Limits", "create_app"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
+#: The control-plane path whose clock moves the adapter plays itself.
+_ADVANCE_PATH = CONTROL_PREFIX + "clock/advance"
+#: Bound on the distinct due times one advance plays (every loop is bounded).
+_MAX_STEPS = 10_000_000
+
+#: ``jobmock serve --max-body``'s default: 4 MiB.
+DEFAULT_MAX_BODY = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one request may take of the server; past a limit it is refused, never held."""
+
+    #: Bytes of body; a larger one is refused 413 (without reading it when it says its size).
+    max_body: int = DEFAULT_MAX_BODY
+    #: Bytes of header names and values; more is refused 431. The ASGI servers ``serve``
+    #: runs stop larger heads themselves, and slow or silent connections (see jobmock.serving).
+    max_headers: int = 16 * 1024
+    #: Seconds a request's body may take to arrive once its head has; slower is refused 408.
+    read_timeout: float = 30.0
+
 
 class JobmockApp:
     """An ASGI application for one mock."""
 
-    def __init__(self, mock: Mock, *, control: bool = True) -> None:
+    def __init__(self, mock: Mock, *, control: bool = True, limits: Limits | None = None) -> None:
         self.mock = mock
         #: The API router and the control router over ``mock``.
         self.stack = Stack(mock, control=control)
+        self.limits = limits or Limits()
         self._ticker: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
         self._sleep_until: float | None = None
         self.sender: AsyncSender | None = None
+        self._advancing: asyncio.Lock | None = None
+        #: Held requests (inline waits, scenario delays): resolved early by begin_shutdown.
+        self._holds: set[asyncio.Future[bool]] = set()
+        self._closing = False
+        self._closed: asyncio.Task[None] | None = None
         mock.engine.on_schedule(self._scheduled)
 
     # -- ticker ---------------------------------------------------------------------
@@ -48,6 +91,8 @@ class JobmockApp:
             self._wake.set()
 
     def _ensure_ticker(self) -> None:
+        if self._closing:
+            return
         if self._ticker is None or self._ticker.done():
             self._wake = asyncio.Event()
             self._ticker = asyncio.get_running_loop().create_task(self._tick())
@@ -81,6 +126,18 @@ class JobmockApp:
             await self.sender.aclose()
             self.sender = None
 
+    def begin_shutdown(self) -> None:
+        """Stop now, from the event loop (a signal handler): answer every held request (an
+        inline wait as if it had ended: the job as it is), cut scenario delays short, cancel
+        webhook attempts and the ticker. Requests arriving afterwards are not held."""
+        if self._closing:
+            return
+        self._closing = True
+        for held in list(self._holds):
+            if not held.done():
+                held.set_result(False)
+        self._closed = asyncio.get_running_loop().create_task(self.aclose())
+
     # -- ASGI -------------------------------------------------------------------------
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -90,14 +147,18 @@ class JobmockApp:
         if scope["type"] != "http":
             return
         self._ensure_ticker()
+        refusal = self._check_head(scope)
         body = b""
-        more = _has_body(scope)
-        while more:
-            message = await receive()
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
+        if refusal is None:
+            body, refusal = await self._read_body(scope, receive)
         request = _to_request(scope, body)
-        result = self.stack.handle(request)
+        if refusal is not None:
+            await _send(send, self._refuse(request, refusal), head=scope["method"] == "HEAD")
+            return
+        if self._plays(request):
+            result: Response | Suspend = await self._advance(request)
+        else:
+            result = self.stack.handle(request)
         if isinstance(result, Suspend):
             result = await self._hold(result)
         if result.delay > 0:
@@ -110,25 +171,122 @@ class JobmockApp:
             return
         await _send(send, result, head=scope["method"] == "HEAD")
 
+    # -- limits --------------------------------------------------------------------------
+
+    def _check_head(self, scope: Scope) -> RequestRefused | None:
+        size = sum(len(k) + len(v) for k, v in scope["headers"])
+        if size > self.limits.max_headers:
+            return RequestRefused(f"the request's headers take {size} bytes; at most "
+                                  f"{self.limits.max_headers} are accepted", status=431)
+        return None
+
+    async def _read_body(self, scope: Scope, receive: Receive,
+                         ) -> tuple[bytes, RequestRefused | None]:
+        """The body, read chunk by chunk up to the limit and within the read timeout, or the
+        refusal instead. The body ending early is refused too: granian reports a broken
+        chunked encoding as a disconnect, and answers 500 to an app that answers nothing
+        (to a client really gone the answer is lost, harmlessly)."""
+        if not _has_body(scope):
+            return b"", None
+        limit = self.limits.max_body
+        too_large = RequestRefused(f"the request body is larger than {limit} bytes", status=413)
+        if (_content_length(scope) or 0) > limit:
+            return b"", too_large  # refused before a byte of it is read
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async with asyncio.timeout(self.limits.read_timeout):
+                more = True
+                while more:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        return b"", RequestRefused("the request body ended before it was "
+                                                   "complete", status=400)
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > limit:
+                        return b"", too_large
+                    if chunk:
+                        chunks.append(chunk)
+                    more = message.get("more_body", False)
+        except TimeoutError:
+            return b"", RequestRefused(f"the request body did not arrive within "
+                                       f"{self.limits.read_timeout:g} s", status=408)
+        return b"".join(chunks), None
+
+    def _refuse(self, request: Request, refusal: RequestRefused) -> Response:
+        """The answer to a refused request, which also closes its connection."""
+        if self.stack.control and is_control(request):
+            response = json_response(refusal.status, {"error": refusal.message})
+        else:
+            response = self.mock.refuse(request, refusal)
+        response.headers.append(("Connection", "close"))
+        return response
+
+    # -- clock moves with webhooks in flight --------------------------------------------
+
+    def _plays(self, request: Request) -> bool:
+        """Whether this is a clock move the adapter plays (webhooks are being sent)."""
+        book = self.mock.webhooks
+        return (self.sender is not None and book is not None and book.mode == "deliver"
+                and self.stack.control and request.method == "POST"
+                and request.path.rstrip("/") == _ADVANCE_PATH)
+
+    async def _advance(self, request: Request) -> Response:
+        checked = advance_request(self.mock, request)
+        if isinstance(checked, Response):
+            return checked  # refused (guard, bad seconds, a real clock): the control's answer
+        if self._advancing is None:
+            self._advancing = asyncio.Lock()
+        async with self._advancing:  # one clock move at a time
+            fired = await self.play_clock(self.mock.clock.now() + checked)
+        return advance_answer(self.mock, fired)
+
+    async def play_clock(self, target: float) -> int:
+        """Move a virtual clock to ``target`` due entry by due entry, awaiting the webhook
+        attempts each step starts before the next; returns how many entries fired."""
+        engine, clock = self.mock.engine, self.mock.clock
+        fired = 0
+        for _ in range(_MAX_STEPS):
+            fired += engine.run_due()
+            if self.sender is not None:
+                await self.sender.drain()
+            nxt = engine.next_due()
+            if nxt is not None and nxt <= clock.now():
+                continue  # an answer scheduled something due now (a 0 s retry, the next event)
+            if clock.now() >= target:
+                return fired
+            clock.set(target if nxt is None else min(nxt, target))  # type: ignore[attr-defined]
+        raise RuntimeError(f"a clock move did not end within {_MAX_STEPS} steps")
+
     async def _sleep_clock(self, seconds: float) -> None:
         """Wait ``seconds`` of clock time: scaled on a real clock, via a timer on a virtual one."""
         clock = self.mock.clock
-        if clock.speed > 0:
-            await asyncio.sleep(seconds / clock.speed)
+        if self._closing:
             return
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[bool] = loop.create_future()
 
         def wake() -> None:
             if not done.done():
-                done.set_result(None)
+                done.set_result(True)
 
+        if clock.speed > 0:
+            handle = loop.call_later(seconds / clock.speed, wake)
+            try:
+                await self._await_held(done)
+            finally:
+                handle.cancel()
+            return
         timer = self.mock.engine.call_at(clock.now() + seconds, wake)
         try:
-            await done
+            await self._await_held(done)
         finally:
             timer.cancel()
 
     async def _hold(self, suspend: Suspend) -> Response:
+        if self._closing:
+            return suspend.finish()
         loop = asyncio.get_running_loop()
         done: asyncio.Future[bool] = loop.create_future()
 
@@ -138,10 +296,18 @@ class JobmockApp:
 
         watch = self.mock.engine.watch(suspend.job, suspend.deadline, wake)
         try:
-            await done
+            await self._await_held(done)
         finally:
             watch.cancel()
         return suspend.finish()
+
+    async def _await_held(self, done: asyncio.Future[bool]) -> None:
+        """Await a held request's future; begin_shutdown resolves it early."""
+        self._holds.add(done)
+        try:
+            await done
+        finally:
+            self._holds.discard(done)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -150,9 +316,20 @@ class JobmockApp:
                 self._ensure_ticker()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                await self.aclose()
+                await (self._closed if self._closed is not None else self.aclose())
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def _content_length(scope: Scope) -> int | None:
+    """The size the request announces, if it announces one that is a number."""
+    for k, v in scope["headers"]:
+        if k == b"content-length":
+            digits = v.strip()
+            if not digits.isdigit():
+                return None
+            return int(digits) if len(digits) < 19 else 10**19  # int() of 5000 digits raises
+    return None
 
 
 def _has_body(scope: Scope) -> bool:
@@ -198,6 +375,7 @@ async def _send(send: Send, response: Response, head: bool = False) -> None:
     await send({"type": "http.response.body", "body": b"" if head else response.body})
 
 
-def create_app(mock: Mock, *, control: bool = True) -> JobmockApp:
-    """The ASGI app serving ``mock`` (and its control plane unless ``control`` is false)."""
-    return JobmockApp(mock, control=control)
+def create_app(mock: Mock, *, control: bool = True, limits: Limits | None = None) -> JobmockApp:
+    """The ASGI app serving ``mock`` (and its control plane unless ``control`` is false),
+    within ``limits`` (default :class:`Limits`)."""
+    return JobmockApp(mock, control=control, limits=limits)

@@ -20,7 +20,7 @@ and ``reset_hooks``; a feature keeps its state in ``Mock.extensions``.
 from __future__ import annotations
 
 import base64
-import binascii
+import contextlib
 import dataclasses
 import json
 import re
@@ -39,6 +39,7 @@ from .errors import (
     ForeignJob,
     InvalidCredentials,
     JobNotFound,
+    RequestRefused,
     Unauthenticated,
     ValidationFailed,
 )
@@ -192,6 +193,8 @@ class Mock:
         self._credentials = spec.auth.credential_tenants
         #: Switched off only by a deliberate fault: another tenant's job is then answered.
         self.enforce_tenancy = True
+        #: Refuse callback URLs the spec's rule forbids (switched off only by a deliberate fault).
+        self.enforce_callback_rule = True
         self.submit_hooks: list[SubmitHook] = []
         self.answer_hooks: list[AnswerHook] = []
         self.error_hooks: list[ErrorHook] = []
@@ -242,9 +245,12 @@ class Mock:
 
     def _record(self, request: Request, response: Response, info: dict[str, Any],
                 started: float) -> None:
+        # No secret is journaled: credentials are masked unless the journal keeps secrets.
+        headers, query = self.journal.scrub(self.spec, request.headers, request.query_string,
+                                            info["tenant"])
         self.journal.record(
             at=self.clock.now(), method=request.method, path=request.path,
-            query=request.query_string, headers=dict(request.headers), status=response.status,
+            query=query, headers=headers, status=response.status,
             operation=info["operation"], tenant=info["tenant"], job_id=info["job_id"],
             duration_ms=round((time.perf_counter() - started) * 1000, 3),
             retry_after=response.header("retry-after"), job_status=info.get("job_status"),
@@ -333,7 +339,7 @@ class Mock:
             if auth.kind == "basic":
                 try:
                     credential = base64.b64decode(value, validate=True).decode("utf-8")
-                except (binascii.Error, UnicodeDecodeError):
+                except ValueError:  # binascii.Error, non-ASCII text, or not UTF-8
                     credential = None
         tenant = self._credentials.get(credential) if credential is not None else None
         if tenant is None:
@@ -350,7 +356,7 @@ class Mock:
             if callback_url is not None:
                 problem = check_callback_url(callback_url, hooks.url_rule,
                                              allow_private=self.allow_private_callbacks)
-                if problem:
+                if problem and self.enforce_callback_rule:
                     raise ValidationFailed(problem)
         plan = None
         for hook in self.submit_hooks:
@@ -457,6 +463,9 @@ class Mock:
                        info: Mapping[str, Any] | None = None) -> Response:
         """The API's documented answer to a domain error."""
         edef = self.spec.errors.get(exc.error_name)
+        if isinstance(exc, RequestRefused):
+            # The spec's error with that status, else its validation error's shape.
+            edef = next((e for e in self.spec.errors.values() if e.status == exc.status), edef)
         if edef is None:
             edef = self.spec.errors.get("internal")
             if edef is None:
@@ -472,6 +481,32 @@ class Mock:
             **exc.context,
         }
         headers = [(name, str(h(ctx))) for name, h in edef.headers.items()]
-        return json_response(edef.status, edef.body(ctx), headers)
+        body = edef.body(ctx)
+        if isinstance(exc, RequestRefused) and edef.status != exc.status:
+            # Another error's shape answers with the refusal's status; a field of the body
+            # that states the shape's own status (a wrapper's statusCode) states this one.
+            if isinstance(body, dict):
+                body = {k: exc.status if v == edef.status and type(v) is int else v
+                        for k, v in body.items()}
+            return json_response(exc.status, body, headers)
+        return json_response(edef.status, body, headers)
+
+    def refuse(self, request: Request, exc: ApiError) -> Response:
+        """The API's answer to a request an adapter refuses before it is dispatched (a body
+        too large, headers too large, a client too slow), through the error hooks and the
+        journal like any answer."""
+        started = time.perf_counter()
+        op, _, _ = self.route(request.method, request.path)
+        info: dict[str, Any] = {"operation": op.operation_id if op else None, "tenant": None,
+                                "job_id": None, "job_status": None}
+        if op is not None and op.secured:
+            # The tenant, where the credentials name one: the answer and the journal say so.
+            with contextlib.suppress(ApiError):
+                info["tenant"] = self.authenticate(request)
+        result = self.error_response(exc, request, info)
+        for error_hook in self.error_hooks:
+            result = error_hook(exc, result)
+        self._record(request, result, info, started)
+        return result
 
 

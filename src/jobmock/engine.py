@@ -22,7 +22,7 @@ from typing import Any
 
 from . import pointers
 from .clock import Clock
-from .errors import LimitExceeded
+from .errors import InsufficientCredits, LimitExceeded
 from .ids import IdMaker
 from .records import Advance, Event, Job, JobPlan, JobView, epoch_ms
 from .spec import TERMINAL_ROLES, ApiSpec, Operation
@@ -58,25 +58,31 @@ class Watch:
 
 
 # heap entry kinds
-_START, _PROGRESS, _FINISH, _READY, _DEADLINE, _CALL = range(6)
+_START, _PROGRESS, _FINISH, _READY, _DEADLINE, _CALL, _FORGET = range(7)
 
 
 class Engine:
     """Holds every job of one API and moves them along the spec's lifecycle."""
 
     def __init__(self, spec: ApiSpec, clock: Clock, *, seed: int = 0,
-                 store: JobStore | None = None, advance: Advance | None = None) -> None:
+                 store: JobStore | None = None, advance: Advance | None = None,
+                 retain: float = 0.0) -> None:
         self.spec = spec
         self.clock = clock
         self.seed = seed
         self.store: JobStore = store if store is not None else MemoryStore()
         self.advance = advance or Advance()
+        #: Clock seconds a terminal job is kept after it ends, then forgotten (its polls
+        #: answer not-found); 0 keeps every job. Applies to jobs that end from now on.
+        self.retain = retain
         self._ops: dict[str, Operation] = {o.operation_id: o for o in spec.operations}
         self._subscribers: list[Callable[[Event], None]] = []
         self._schedule_listeners: list[Callable[[float], None]] = []
         #: Switched off only by the mock's deliberate faults (jobmock.faults).
         self.enforce_gate = True
         self.honour_idempotency = True
+        #: Under a concurrency limit, start the newest waiting job first (a deliberate fault).
+        self.queue_lifo = False
         self._reset_state()
 
     # -- state ------------------------------------------------------------------
@@ -94,6 +100,10 @@ class Engine:
         self._idempotency: dict[tuple[str | None, str], str] = {}
         self._watches: dict[str, list[Watch]] = {}
         self._now = self.clock.now()
+        #: Credit balances by tenant (absent: no limit), and credits held by unfinished jobs.
+        self._balances: dict[str | None, int] = {
+            t: b for t, b in self.spec.credits_balances.items()}
+        self._held: dict[str | None, int] = {}
 
     def reset(self) -> None:
         """Forget every job and pending entry; the generator restarts from the seed."""
@@ -162,6 +172,30 @@ class Engine:
             out[job.status] = out.get(job.status, 0) + 1
         return out
 
+    def footprint(self) -> dict[str, int]:
+        """How much the engine holds: jobs stored, heap entries, and the entries of each
+        index (idempotency keys, gates, waiting queues, watched jobs). Retention bounds them."""
+        return {"jobs": len(self.store), "heap": len(self._heap),
+                "idempotency_keys": len(self._idempotency), "gates": len(self._gates),
+                "waiting": sum(len(q) for q in self._waiting.values()),
+                "watched": len(self._watches)}
+
+    def credits(self) -> dict[str, dict[str, int | None]]:
+        """Each tenant's credits: ``balance`` (None: no limit), ``held`` by its unfinished
+        jobs, and ``available`` (balance less held) to the next submit."""
+        out: dict[str, dict[str, int | None]] = {}
+        for tenant in self.spec.auth.tenants:
+            balance, held = self._balances.get(tenant), self._held.get(tenant, 0)
+            out[tenant] = {"balance": balance, "held": held,
+                           "available": None if balance is None else balance - held}
+        return out
+
+    def set_credits(self, tenant: str, balance: int) -> None:
+        """Set ``tenant``'s credit balance (until :meth:`reset`, which restores the spec's)."""
+        if tenant not in self.spec.auth.tenants:
+            raise KeyError(tenant)
+        self._balances[tenant] = balance
+
     # -- submitting -----------------------------------------------------------------
 
     def submit(self, operation: Operation | str, *, tenant: str | None, body: Any = None,
@@ -170,8 +204,9 @@ class Engine:
                base_url: str | None = None, plan: JobPlan | None = None) -> tuple[Job, bool]:
         """Create a job (or return the one its idempotency key names).
 
-        Returns ``(job, created)``. Raises :class:`LimitExceeded` when the queue
-        limit or the gate refuses it; then no job is created.
+        Returns ``(job, created)``. Raises :class:`InsufficientCredits` when the
+        tenant's available credits are below the job's cost, :class:`LimitExceeded`
+        when the queue limit or the gate refuses it; then no job is created.
         """
         self.run_due()
         op = self._ops[operation] if isinstance(operation, str) else operation
@@ -191,6 +226,11 @@ class Engine:
         ctx["request"].setdefault("params", dict(params or {}))
         ctx["request"].setdefault("query", dict(query or {}))
         job_type = str(op.job_type(ctx)) if op.job_type else op.operation_id
+        cost = op.credits if op.credits is not None else spec.credits_cost
+        balance = self._balances.get(tenant)
+        if cost and balance is not None and balance - self._held.get(tenant, 0) < cost:
+            available = balance - self._held.get(tenant, 0)
+            raise InsufficientCredits(f"the job costs {cost} credits; {available} are available")
         lim = spec.limits
         if lim.queue_max is not None and self._queued.get(tenant, 0) >= lim.queue_max:
             raise LimitExceeded(f"queue limit of {lim.queue_max} jobs reached",
@@ -227,7 +267,6 @@ class Engine:
             elif plan.polls is not None:
                 advance = Advance("polls", plan.polls)
         items = pointers.get(body, op.items_pointer) if op.items_pointer else None
-        cost = op.credits if op.credits is not None else spec.credits_cost
         job = Job(
             id=self._new_id(), seq=self._seq, tenant=tenant, type=job_type,
             operation_id=op.operation_id, request=body, params=dict(params or {}),
@@ -246,6 +285,8 @@ class Engine:
         self._queued[tenant] = self._queued.get(tenant, 0) + 1
         if key is not None:
             self._idempotency[(tenant, key)] = job.id
+        if cost is not None:
+            self._held[tenant] = self._held.get(tenant, 0) + cost
         if gate_key is not None:
             self._gates.setdefault(gate_key, []).append(job.id)
         self._emit(Event("created", job, now, None, job.status))
@@ -304,6 +345,8 @@ class Engine:
                 self._progress(job, due, payload)
             elif kind == _FINISH:
                 self._finish(job, due, job.outcome)
+            elif kind == _FORGET:
+                self._forget(job, due)
         return fired
 
     def advance_clock(self, seconds: float) -> int:
@@ -318,7 +361,8 @@ class Engine:
             if nxt > self.clock.now():
                 self.clock.set(nxt)  # type: ignore[attr-defined]
             fired += self.run_due()
-        self.clock.set(target)  # type: ignore[attr-defined]
+        # (a callback may have moved the clock past the target: an in-process slow receiver)
+        self.clock.set(max(target, self.clock.now()))  # type: ignore[attr-defined]
         return fired + self.run_due()
 
     # -- transitions -----------------------------------------------------------------
@@ -343,6 +387,10 @@ class Engine:
                 holders = self._gates.get(job.gate_key, [])
                 if job.id in holders:
                     holders.remove(job.id)
+                if not holders:
+                    self._gates.pop(job.gate_key, None)
+            if self.retain > 0:
+                self._push(job.completed_at + self.retain, _FORGET, job)
         self._emit(Event("transition", job, job.updated_at, old, new))
         if new_role in TERMINAL_ROLES:
             self._fire_watches(job)
@@ -354,15 +402,16 @@ class Engine:
         limit = self.spec.limits.concurrency_max
         waiting = self._waiting.get(tenant)
         while waiting and (limit is None or self._running.get(tenant, 0) < limit):
-            job = self.store.get(waiting[0])
+            head = waiting[-1] if self.queue_lifo else waiting[0]
+            job = self.store.get(head)
             if job is None or self.role(job) != "queued":
-                waiting.popleft()
+                waiting.pop() if self.queue_lifo else waiting.popleft()
                 continue
             if job.advance.mode == "time" and job.created_at + job.queued_for > at:
                 break  # the head is not ready yet; FIFO holds the rest behind it
             if job.advance.mode != "time":
                 break
-            waiting.popleft()
+            waiting.pop() if self.queue_lifo else waiting.popleft()
             self._start(job, at)
 
     def _start(self, job: Job, at: float) -> None:
@@ -371,12 +420,14 @@ class Engine:
             return
         gate = self.spec.limits.gate
         if gate is not None and gate.claim_conflict is not None and job.gate_key is not None:
-            for other_id in self._gates.get(job.gate_key, ()):
-                other = self.store.get(other_id)
-                if other is not None and other.id != job.id and self.role(other) == "running":
-                    job.conflicting_job_id = other.id
-                    self._finish(job, at, gate.claim_conflict)
-                    return
+            holder = self._gate_holder(job)
+            if holder is not None:
+                # The run is claimed (an attempt, a start time), then the gate is not.
+                job.started_at = at
+                job.attempt_count += 1
+                job.conflicting_job_id = holder.id
+                self._finish(job, at, gate.claim_conflict)
+                return
         running = lc.running
         if running is None:
             job.started_at = at
@@ -387,6 +438,16 @@ class Engine:
         self._move(job, running, at)
         if job.advance.mode == "time":
             self._schedule_running(job, at)
+
+    def _gate_holder(self, job: Job) -> Job | None:
+        """The run that holds ``job``'s gate, or None: one running, else the first dispatched
+        before ``job`` and still waiting. The first run claims the gate; whichever run starts
+        first, a later dispatch never takes the gate from an earlier one."""
+        others = [o for i in self._gates.get(job.gate_key or "", ())
+                  if (o := self.store.get(i)) is not None and o.id != job.id]
+        running = next((o for o in others if self.role(o) == "running"), None)
+        return running or next(
+            (o for o in others if self.role(o) == "queued" and o.seq < job.seq), None)
 
     def _schedule_running(self, job: Job, at: float) -> None:
         steps = self._steps(job)
@@ -431,7 +492,12 @@ class Engine:
         elif word in spec.outcome_errors:
             job.error = spec.outcome_errors[word](ctx)
         if job.credits_to_charge is not None:
-            job.credits_charged = job.credits_to_charge if word in spec.credits_charge_on else 0
+            charged = job.credits_to_charge if word in spec.credits_charge_on else 0
+            job.credits_charged = charged
+            # The hold taken at submit ends; only an outcome in charge_on is charged.
+            self._held[job.tenant] = self._held.get(job.tenant, 0) - job.credits_to_charge
+            if job.tenant in self._balances:
+                self._balances[job.tenant] -= charged
         self._move(job, word, at)
 
     # -- policies and forcing ------------------------------------------------------------
@@ -514,6 +580,16 @@ class Engine:
         waiting = self._waiting.get(job.tenant)
         if waiting and job.id in waiting:
             waiting.remove(job.id)
+
+    def _forget(self, job: Job, at: float) -> None:
+        """Drop a terminal job whose retention ran out, and every index entry naming it."""
+        self.store.delete(job.id)
+        if job.idempotency_key is not None:
+            index = (job.tenant, job.idempotency_key)
+            if self._idempotency.get(index) == job.id:
+                del self._idempotency[index]
+        self._watches.pop(job.id, None)
+        self._emit(Event("forgotten", job, at))
 
     def set_advance(self, advance: Advance) -> None:
         """Switch the policy for jobs submitted from now on."""

@@ -11,7 +11,10 @@ The tree::
         ├── ForeignJob         another tenant's job      -> auth.foreign_job
         ├── JobNotFound        no such job               -> errors.not_found
         ├── ValidationFailed   bad body, path or query   -> errors.validation
-        └── LimitExceeded      queue full or gate held   -> the limit's error
+        ├── LimitExceeded      queue full or gate held   -> the limit's error
+        ├── InsufficientCredits too few credits left     -> errors.insufficient_credits
+        └── RequestRefused     refused as HTTP (413, 415, 408, 431) -> the spec's error of
+                               that status, else errors.validation's shape with that status
 
 Contract violations found by the contract suite are ``AssertionError`` subclasses
 and live in ``contract_tests``; they are not part of this tree.
@@ -24,10 +27,12 @@ from __future__ import annotations
 __all__ = [
     "ApiError",
     "ForeignJob",
+    "InsufficientCredits",
     "InvalidCredentials",
     "JobNotFound",
     "JobmockError",
     "LimitExceeded",
+    "RequestRefused",
     "ScenarioError",
     "SpecError",
     "Unauthenticated",
@@ -93,3 +98,22 @@ class ValidationFailed(ApiError):
 
 class LimitExceeded(ApiError):
     """A queue limit or a one-in-flight gate refuses the job."""
+
+
+class InsufficientCredits(ApiError):
+    """The tenant's credit balance (less what its unfinished jobs hold) is below the job's cost."""
+
+    error_name = "insufficient_credits"
+
+
+class RequestRefused(ApiError):
+    """A request refused for what it is as HTTP, before its API meaning: a body too large
+    (413), a media type the operation does not take (415), too slow (408), headers too large
+    (431). The one error that names a status: the spec's error with that status answers it,
+    else its validation error's shape with that status."""
+
+    error_name = "validation"
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message)
+        self.status = status

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .dispatch import JobAnswer, Mock, Response, json_response
 from .errors import ApiError, ForeignJob, JobNotFound, Unauthenticated, ValidationFailed
@@ -59,6 +59,13 @@ FAULTS: dict[str, Fault] = {f.name: f for f in [
     Fault("progress_backwards", "progress_pct goes down across polls", "invariants"),
     Fault("wrong_signature", "webhooks are signed with the wrong secret", "webhooks"),
     Fault("no_webhook_retry", "a failed webhook is never retried", "webhook_retries"),
+    Fault("callback_rule_ignored", "callback URLs the spec's rule forbids (loopback, private "
+          "hosts) are accepted at submit", "callback_urls"),
+    Fault("queue_lifo", "under the concurrency limit the newest waiting job starts first (LIFO)",
+          "queue_order"),
+    Fault("credits_on_failure", "a failed job shows its credits charged", "credits"),
+    Fault("webhook_retry_early", "failed webhooks are retried six times sooner than the schedule",
+          "webhook_retries"),
 ]}
 
 
@@ -73,20 +80,33 @@ class FaultSwitch:
         mock.answer_hooks.append(self._on_answer)
         mock.error_hooks.append(self._on_error)
         mock.reset_hooks.append(self.memory.clear)
+        #: What the faults below change, as the mock had it before any was switched on.
+        self._webhooks_config = mock.webhooks.config if mock.webhooks is not None else None
 
     def set(self, names: Iterable[str]) -> None:
         chosen = frozenset(names)
         unknown = sorted(chosen - set(FAULTS))
         if unknown:
-            raise ValueError(f"unknown fault(s) {unknown}; known: {sorted(FAULTS)}")
+            from .hints import did_you_mean
+
+            raise ValueError(f"unknown fault(s) {unknown};{did_you_mean(unknown[0], FAULTS)} "
+                             f"known: {sorted(FAULTS)}")
         self.enabled = chosen
         mock = self.mock
         mock.enforce_tenancy = "foreign_job_200" not in chosen
         mock.engine.enforce_gate = "gate_ignored" not in chosen
         mock.engine.honour_idempotency = "idempotency_ignored" not in chosen
-        if mock.webhooks is not None:
+        mock.engine.queue_lifo = "queue_lifo" in chosen
+        # Only the submit-time check: the senders still refuse private addresses.
+        mock.enforce_callback_rule = "callback_rule_ignored" not in chosen
+        if mock.webhooks is not None and self._webhooks_config is not None:
             mock.webhooks.wrong_signature = "wrong_signature" in chosen
             mock.webhooks.retries_enabled = "no_webhook_retry" not in chosen
+            config = self._webhooks_config
+            if "webhook_retry_early" in chosen:
+                retry = replace(config.retry, delays=tuple(d / 6 for d in config.retry.delays))
+                config = replace(config, retry=retry)
+            mock.webhooks.config = config
 
     def _on_error(self, exc: ApiError, response: Response) -> Response:
         faults = self.enabled
@@ -116,10 +136,11 @@ class FaultSwitch:
             extra = [(k, f"wait={asked.group(1)}" if asked else v) for k, v in extra]
         response = answer.response
         if "inline_200_while_running" in faults and not mock.engine.is_terminal(job):
-            rdef = op.responses.get("terminal") or next(
-                (r for k, r in op.responses.items() if k != "pending"), None)
-            if rdef is not None:
-                response = mock.render_job(rdef, job, answer.request, answer.context, extra)
+            # The answer the job will get once it reaches its planned outcome, given now.
+            ended = _as_ended(mock, job)
+            rdef = mock.pick_response(op.responses, ended)
+            if rdef is not op.responses.get("pending"):
+                response = mock.render_job(rdef, ended, answer.request, answer.context, extra)
         elif extra != list(answer.extra):
             names = {k.lower() for k, _ in extra}
             response.headers = [(k, v) for k, v in response.headers if k.lower() not in names]
@@ -165,11 +186,30 @@ class FaultSwitch:
         if "timestamps_backwards" in faults:
             for p in template_pointers(tpl, "job.updated_at"):
                 replace_existing(body, p, iso(job.created_at - 60 * job.polls))
+        if "credits_on_failure" in faults and role == "failed":
+            charge = job.credits_to_charge or spec.credits_cost or 1
+            for p in template_pointers(tpl, "job.credits_charged"):
+                replace_existing(body, p, charge)
         if "progress_backwards" in faults:
             for p in template_pointers(tpl, "job.progress_pct"):
                 replace_existing(body, p, max(0, 100 - 10 * job.polls))
         response.body = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
         return response
+
+
+def _as_ended(mock: Mock, job: Job) -> Job:
+    """A copy of ``job`` as it will be at its planned outcome: its status, result and error."""
+    spec = mock.spec
+    ended = replace(job, status=job.outcome, history=list(job.history))
+    ctx = {"job": mock.engine.view(ended)}
+    if spec.lifecycle.states[job.outcome] == "completed":
+        op = next(o for o in spec.operations if o.operation_id == job.operation_id)
+        ended.result = job.forced_result if job.forced_result is not None else (
+            op.result(ctx) if op.result is not None else {})
+    if job.forced_error is not None or job.outcome in spec.outcome_errors:
+        ended.error = job.forced_error if job.forced_error is not None else (
+            spec.outcome_errors[job.outcome](ctx))
+    return ended
 
 
 def switch(mock: Mock) -> FaultSwitch:

@@ -69,6 +69,7 @@ from .dispatch import Mock, Request, Response, Suspend
 from .engine import Advance, Job, JobPlan
 from .errors import LimitExceeded
 from .faults import set_faults
+from .idle import IdlePolls
 from .journal import Journal, JournalEntry
 from .scenarios import install_scenario
 from .spec import TERMINAL_ROLES, ApiSpec
@@ -136,6 +137,12 @@ class _Router(respx.MockRouter):
     #: The origin a pass-through names: no route of this router matched.
     _unmatched = respx.Route()
 
+    #: Added to respx's "not mocked" error: what is mocked, and how to reach anything else.
+    hint = ""
+
+    def _unmocked(self, exc: AllMockedAssertionError) -> AllMockedAssertionError:
+        return AllMockedAssertionError(f"{exc} {self.hint}") if self.hint else exc
+
     def _unmatched_request(self, request: httpx.Request) -> PassThrough:
         """What an unmatched request becomes when pass-through is on."""
         return PassThrough(f"not mocked, passed through: {request!r}", request=request,
@@ -144,18 +151,18 @@ class _Router(respx.MockRouter):
     def handler(self, request: httpx.Request) -> httpx.Response:
         try:
             response: httpx.Response = super().handler(request)
-        except AllMockedAssertionError:
+        except AllMockedAssertionError as exc:
             if not self.pass_through_unmatched:
-                raise
+                raise self._unmocked(exc) from None
             raise self._unmatched_request(request) from None
         return response
 
     async def async_handler(self, request: httpx.Request) -> httpx.Response:
         try:
             response: httpx.Response = await super().async_handler(request)
-        except AllMockedAssertionError:
+        except AllMockedAssertionError as exc:
             if not self.pass_through_unmatched:
-                raise
+                raise self._unmocked(exc) from None
             raise self._unmatched_request(request) from None
         return response
 
@@ -169,10 +176,11 @@ class InProcessMock:
 
     def __init__(self, api: str | Path | ApiSpec, *, base_url: str | None = None,
                  assert_all_called: bool = False, pass_through: bool = False,
-                 auto_advance: AutoAdvance = None, **options: Any) -> None:
+                 auto_advance: AutoAdvance = None, max_idle_polls: int | None = 200,
+                 **options: Any) -> None:
         self._args: dict[str, Any] = {"base_url": base_url, "assert_all_called": assert_all_called,
                                       "pass_through": pass_through, "auto_advance": auto_advance,
-                                      **options}
+                                      "max_idle_polls": max_idle_polls, **options}
         self._api = api
         self.mock = build_mock(api, **options)
         #: The API router and the control router over :attr:`mock`.
@@ -200,6 +208,13 @@ class InProcessMock:
         self.router = _Router(assert_all_called=assert_all_called, assert_all_mocked=True,
                               using="httpx")
         self.router.pass_through_unmatched = pass_through
+        self.router.hint = (f"jobmock.mock({self.spec.name!r}) answers requests to "
+                            f"{self.base_url} only: give base_url= to mock the API elsewhere, "
+                            f"pass_through=True to send other hosts to the network, or add a "
+                            f"route to api.router")
+        #: Fails a poll loop on a job nothing moves (see jobmock.idle); None: off.
+        self._idle = IdlePolls(self.mock, max_idle_polls) if max_idle_polls is not None else None
+        self._status_ops = {o.operation_id for o in self.spec.operations if o.role == "status"}
         port = url.port or (443 if url.scheme == "https" else 80)
         path_rx = rf"^{re.escape(self._prefix)}(/|$)" if self._prefix else r"^/"
         self.api_route = self.router.route(scheme=url.scheme, host=url.host, port=port,
@@ -316,6 +331,9 @@ class InProcessMock:
                                             request=request)
         if api_request and self.auto_advance == "retry-after":
             self._note_retry_after(result)
+        entry = self.mock.journal.last() if api_request and self._idle is not None else None
+        if entry is not None and entry.job_id is not None and entry.operation in self._status_ops:
+            self._idle.polled(entry.job_id)  # type: ignore[union-attr]
         return httpx.Response(result.status, headers=result.headers,
                               content=b"" if req.method == "HEAD" else result.body,
                               request=request)
@@ -569,6 +587,8 @@ class InProcessMock:
         """Forget every job, journal entry and delivery (the clock keeps its time)."""
         self.mock.reset()
         self._retry_after.clear()
+        if self._idle is not None:
+            self._idle.reset()
 
     @property
     def journal(self) -> Journal:
@@ -657,6 +677,8 @@ def mock(api: str | Path | ApiSpec, *, seed: int = 0, clock: str | Clock = "virt
     ``assert_all_called``: respx's check that every route was called, on exit.
     ``pass_through``: send requests no route matches to the network instead of failing.
     ``auto_advance``: ``"retry-after"``, seconds per request, or ``(api, request) -> s``.
+    ``max_idle_polls`` (200): a job polled this often while neither the virtual clock nor the
+    job moved fails the request with :class:`jobmock.idle.StuckPolling` (None: never).
     Other options go to :func:`build_mock` (``speed``, ``advance``, ``polls``, ``faults``,
     ``allow_private_callbacks``, ``webhook_secret``, ``webhook_timeout``, ``journal_size``).
     """

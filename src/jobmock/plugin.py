@@ -76,6 +76,27 @@ def _config(request: pytest.FixtureRequest, fixture: str) -> tuple[Any, dict[str
     return marker.args[0], dict(marker.kwargs)
 
 
+def _check_options(fixture: str, options: dict[str, Any], *, server: bool) -> None:
+    """Fail the test, naming the valid options, when the marker gives an unknown one."""
+    import inspect
+
+    from .dispatch import Mock
+    from .inprocess import InProcessMock, build_mock, mock
+
+    funcs: list[Any] = [build_mock, Mock.__init__] + ([] if server else [mock, InProcessMock.__init__])
+    valid = {name for f in funcs for name, p in inspect.signature(f).parameters.items()
+             if p.kind is p.KEYWORD_ONLY or (p.kind is p.POSITIONAL_OR_KEYWORD
+                                             and name not in ("self", "api", "spec"))}
+    valid.add("check_client")
+    bad = sorted(set(options) - valid)
+    if bad:
+        from .hints import did_you_mean
+
+        pytest.fail(f"@pytest.mark.jobmock: the {fixture} fixture takes no option {bad[0]!r}."
+                    f"{did_you_mean(bad[0], valid)} Its options: {', '.join(sorted(valid))}",
+                    pytrace=False)
+
+
 @pytest.fixture
 def jobmock(request: pytest.FixtureRequest) -> Iterator[InProcessMock]:
     """The marked API mocked in-process for httpx (sync and async) clients."""
@@ -83,6 +104,7 @@ def jobmock(request: pytest.FixtureRequest) -> Iterator[InProcessMock]:
 
     api, options = _config(request, "jobmock")
     check_client = bool(options.pop("check_client", False))
+    _check_options("jobmock", options, server=False)
     with mock(api, **options) as active:
         yield active
     if check_client and not request.node.stash.get(_CALL_FAILED, False):
@@ -101,8 +123,9 @@ def jobmock_server(request: pytest.FixtureRequest) -> Iterator[LiveServer]:
         if options.get(key) is not None:
             pytest.fail(f"jobmock_server does not take {key}= (it serves on its own URL and "
                         f"its clock moves through the control plane)", pytrace=False)
-    for key in ("base_url", "auto_advance", "pass_through", "assert_all_called"):
+    for key in ("base_url", "auto_advance", "pass_through", "assert_all_called", "max_idle_polls"):
         options.pop(key, None)
+    _check_options("jobmock_server", options, server=True)
     with LiveServer(build_mock(api, **options)) as server:
         yield server
 

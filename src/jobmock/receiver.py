@@ -36,6 +36,8 @@ class Fault:
     status: int | None = None
     delay: float = 0.0
     drop: bool = False
+    #: A ``Retry-After`` header value to answer with (a 429 or 503 asking to wait).
+    retry_after: str | None = None
 
 
 @dataclass(slots=True)
@@ -143,9 +145,11 @@ class WebhookReceiver:
     # -- behaviour -------------------------------------------------------------------
 
     def fail_next(self, n: int = 1, *, status: int | None = None, delay: float = 0.0,
-                  drop: bool = False) -> None:
-        """Answer the next ``n`` deliveries badly (default: status 500)."""
-        fault = Fault(status if status is not None or delay or drop else 500, delay, drop)
+                  drop: bool = False, retry_after: str | None = None) -> None:
+        """Answer the next ``n`` deliveries badly (default: status 500), with a
+        ``Retry-After: retry_after`` header if given."""
+        fault = Fault(status if status is not None or delay or drop else 500, delay, drop,
+                      retry_after)
         with self._cond:
             self._faults.extend([fault] * n)
 
@@ -201,6 +205,8 @@ class WebhookReceiver:
         item.answered = str(status)
         try:
             handler.send_response(status)
+            if fault is not None and fault.retry_after is not None:
+                handler.send_header("Retry-After", fault.retry_after)
             handler.send_header("Content-Length", "0")
             handler.end_headers()
         except OSError:

@@ -164,7 +164,8 @@ class JobView:
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """Something that happened to a job: ``created``, ``transition`` or ``progress``."""
+    """Something that happened to a job: ``created``, ``transition``, ``progress``, or
+    ``forgotten`` (its retention ran out and the engine dropped it)."""
 
     kind: str
     job: Job

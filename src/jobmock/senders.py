@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import time
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -25,6 +27,24 @@ def _describe(exc: Exception) -> str:
     if isinstance(exc, httpx.TimeoutException):
         return f"timeout: {type(exc).__name__}"
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+#: The longest ``Retry-After`` a receiver can ask for (a day): a bound, not a schedule.
+MAX_RETRY_AFTER = 86_400.0
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """Seconds a receiver's ``Retry-After`` asks for (delay-seconds or an HTTP date), or None."""
+    value = (response.headers.get("retry-after") or "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return min(float(value), MAX_RETRY_AFTER)
+    try:
+        when = parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return min(max(0.0, when - time.time()), MAX_RETRY_AFTER)
 
 
 def _refused(book: DeliveryBook, delivery: Delivery, attempt: Attempt, host: str,
@@ -61,7 +81,8 @@ class SyncSender:
         except httpx.HTTPError as exc:
             self.book.report(delivery, attempt, error=_describe(exc))
         else:
-            self.book.report(delivery, attempt, status=response.status_code)
+            self.book.report(delivery, attempt, status=response.status_code,
+                             retry_after=retry_after(response))
 
     def close(self) -> None:
         self.book.set_sender(None)
@@ -127,7 +148,8 @@ class AsyncSender:
             except Exception as exc:  # a bad URL must not kill the sender
                 self.book.report(delivery, attempt, error=_describe(exc))
             else:
-                self.book.report(delivery, attempt, status=response.status_code)
+                self.book.report(delivery, attempt, status=response.status_code,
+                                 retry_after=retry_after(response))
 
     async def drain(self) -> None:
         """Wait until every attempt in flight has its answer."""

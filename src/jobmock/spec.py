@@ -25,6 +25,7 @@ from referencing.jsonschema import DRAFT202012
 
 from .errors import SpecError
 from .templates import Renderer, compile_template, render_string
+from .webhookspec import RetryPolicy, Signature, Webhooks, build_webhooks
 
 __all__ = [
     "ROLES",
@@ -192,43 +193,6 @@ class Limits:
 
 
 @dataclass(frozen=True, slots=True)
-class Signature:
-    header: str
-    algorithm: str
-    format: str
-    secret: str
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """A webhook retry schedule: an immutable value with a pure backoff function."""
-
-    delays: tuple[float, ...]
-    timeout: float = 10.0
-
-    @property
-    def attempts(self) -> int:
-        return 1 + len(self.delays)
-
-    def delay_after(self, attempt: int) -> float | None:
-        """Seconds from failed attempt ``attempt`` (1-based) to the next, or None if it was the last."""
-        return self.delays[attempt - 1] if 1 <= attempt <= len(self.delays) else None
-
-
-@dataclass(frozen=True, slots=True)
-class Webhooks:
-    url_pointer: str
-    url_rule: str
-    events: frozenset[str]
-    event_names: Mapping[str, str]
-    render: str
-    body: Renderer
-    headers: Mapping[str, Renderer]
-    signature: Signature | None
-    retry: RetryPolicy
-
-
-@dataclass(frozen=True, slots=True)
 class Parameter:
     name: str
     location: str
@@ -289,6 +253,7 @@ class ApiSpec:
     webhooks: Webhooks | None
     operations: tuple[Operation, ...]
     registry: Registry[Any] = field(repr=False)
+    credits_balances: Mapping[str, int] = field(default_factory=dict)  # absent tenant: no limit
 
     @property
     def submit_operations(self) -> tuple[Operation, ...]:
@@ -522,26 +487,9 @@ class _Builder:
                       c["max"] if c else None, gate)
 
     def webhooks(self, renders: Mapping[str, Renderer], lc: Lifecycle) -> Webhooks | None:
-        w = self.ext.get("webhooks")
-        if not w:
-            return None
-        where = "/x-jobmock/webhooks"
-        if w["render"] not in renders:
-            raise self.fail(where + "/render", f"a key of x-jobmock/render {sorted(renders)}")
-        for ev in w["events"]:
-            if ev not in ("progress", "terminal") and ev not in lc.terminal_words:
-                raise self.fail(where + "/events",
-                                f"progress, terminal or a terminal status word, got {ev!r}")
-        sig = w.get("signature")
-        retry = w.get("retry") or {"delays": []}
-        return Webhooks(
-            w["url_from"], w.get("url_rule", "any"), frozenset(w["events"]),
-            dict(w.get("event_names") or {}), w["render"], renders[w["render"]],
-            {h: render_string(v, self.file, f"{where}/headers/{h}")
-             for h, v in (w.get("headers") or {}).items()},
-            Signature(**sig) if sig else None,
-            RetryPolicy(tuple(float(d) for d in retry["delays"]), float(retry.get("timeout", 10))),
-        )
+        """``x-jobmock.webhooks``, built by :mod:`jobmock.webhookspec`."""
+        return build_webhooks(self.ext.get("webhooks"), renders, lc.states, TERMINAL_ROLES,
+                              self.file)
 
     def resolve(self, node: Any) -> Any:
         """Follow local ``$ref``s in the document (for parameters and request bodies)."""
@@ -668,6 +616,12 @@ class _Builder:
         for w in charge_on:
             if w not in lc.states:
                 raise self.fail("/x-jobmock/credits/charge_on", f"status words from {sorted(lc.states)}")
+        balances = dict((credits or {}).get("balances") or {})
+        signed = ((ext.get("webhooks") or {}).get("signature") or {}).get("enabled_for") or ()
+        for where, names in (("credits/balances", balances), ("webhooks/signature/enabled_for", signed)):
+            if not set(names) <= set(auth.tenants):
+                raise self.fail(f"/x-jobmock/{where}", f"tenants of x-jobmock/auth {sorted(auth.tenants)}")
+        self.need_error(errors, "insufficient_credits" if balances else None, "/x-jobmock/credits/balances")
         progress = ext.get("progress") or {}
         steps = tuple((int(s["pct"]), str(s["message"])) for s in progress.get("steps", []))
         if any(b[0] < a[0] for a, b in itertools.pairwise(steps)):
@@ -681,6 +635,12 @@ class _Builder:
                 raise self.fail(f"/x-jobmock/contract/invariants/{i}", "other: a pointer, for length_equals")
             if inv["kind"] == "echoes_items" and "request" not in inv:
                 raise self.fail(f"/x-jobmock/contract/invariants/{i}", "request: a pointer, for echoes_items")
+        from .pointers import find
+
+        for i, pointer in enumerate(ext.get("assumed") or []):
+            if not find(self.doc, pointer)[0]:
+                raise self.fail(f"/x-jobmock/assumed/{i}",
+                                f"a JSON pointer to a node of this document, got {pointer!r}")
         info = self.doc.get("info") or {}
         return ApiSpec(
             name=ext.get("name", default_name),
@@ -707,4 +667,5 @@ class _Builder:
             webhooks=self.webhooks(renders, lc),
             operations=self.operations(renders, errors, lc),
             registry=self.registry,
+            credits_balances=balances,
         )

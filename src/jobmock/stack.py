@@ -4,6 +4,10 @@ The core (:mod:`jobmock.dispatch`) answers API operations only; the control plan
 (:mod:`jobmock.control`) is a feature with a router of its own. Every adapter (the ASGI
 app, the in-process respx mock, the pytest plugin through them) hands requests to one
 :class:`Stack`, so a request walks through exactly one of the two routers.
+
+Who may use the control router is the mock's policy (:func:`jobmock.control.configure_control`:
+a token, loopback names only, secrets shown or not); ``control=False`` (``jobmock serve
+--control off``) removes it, and ``/_jobmock/`` paths are then the API's own (its 404).
 """
 
 from __future__ import annotations

@@ -17,6 +17,10 @@ class JobStore(Protocol):
 
     def put(self, job: Job) -> None: ...
 
+    def delete(self, job_id: str) -> None:
+        """Forget ``job_id`` (no error if it is unknown)."""
+        ...
+
     def __iter__(self) -> Iterator[Job]: ...
 
     def __len__(self) -> int: ...
@@ -35,6 +39,9 @@ class MemoryStore:
 
     def put(self, job: Job) -> None:
         self._jobs[job.id] = job
+
+    def delete(self, job_id: str) -> None:
+        self._jobs.pop(job_id, None)
 
     def __iter__(self) -> Iterator[Job]:
         return iter(list(self._jobs.values()))

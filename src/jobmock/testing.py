@@ -1,10 +1,14 @@
 """Test harness helpers: a real jobmock server on a free loopback port, in a thread; a
-scenario's story run in-process or against a live server, with its webhook receiver.
+``jobmock serve`` process (:class:`ServeProcess`); a scenario's story run in-process or
+against a live server, with its webhook receiver.
 
 ::
 
     with LiveServer(Mock(resolve_spec("croma"), clock=VirtualClock())) as server:
         httpx.get(server.url + "/_jobmock/health")
+
+    with ServeProcess("croma", "--clock", "virtual") as served:
+        httpx.get(served.url + "/_jobmock/health")
 
     run_story("fixtures/croma/inline-wait-times-out.yaml")
 """
@@ -12,7 +16,10 @@ scenario's story run in-process or against a live server, with its webhook recei
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator, MutableMapping
@@ -31,7 +38,7 @@ if TYPE_CHECKING:
     from .receiver import WebhookReceiver
     from .scenarios import Scenario
 
-__all__ = ["LiveServer", "free_port", "run_story", "run_story_async", "serve_mock"]
+__all__ = ["LiveServer", "ServeProcess", "free_port", "run_story", "run_story_async", "serve_mock"]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -40,6 +47,95 @@ def free_port(host: str = "127.0.0.1") -> int:
         s.bind((host, 0))
         port: int = s.getsockname()[1]
         return port
+
+
+class ServeProcess:
+    """``jobmock serve API ARGS --port 0`` in a child process, for tests.
+
+    :meth:`start` returns once the banner names the URL (the server accepts connections
+    then). :meth:`stop` sends SIGTERM (never SIGINT, which a shell's background jobs and
+    ``nohup`` ignore), waits, kills the process if it does not end, and reaps it; the
+    context manager always stops it. Its output is drained all along (a full pipe never
+    blocks it) and kept in :attr:`stdout` and :attr:`stderr`.
+    """
+
+    def __init__(self, api: str, *args: str, startup_timeout: float = 30.0,
+                 stop_timeout: float = 10.0) -> None:
+        self.command = [sys.executable, "-m", "jobmock.cli", "serve", api, *args, "--port", "0"]
+        self.startup_timeout = startup_timeout
+        self.stop_timeout = stop_timeout
+        self.proc: subprocess.Popen[str] | None = None
+        self.url = ""
+        self._out: list[str] = []
+        self._err: list[str] = []
+        self._threads: list[threading.Thread] = []
+        self._first_line = threading.Event()
+
+    @property
+    def stdout(self) -> str:
+        """What the process printed on stdout so far."""
+        return "".join(self._out)
+
+    @property
+    def stderr(self) -> str:
+        """What the process printed on stderr so far."""
+        return "".join(self._err)
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+    def _drain(self, stream: Any, sink: list[str], first: threading.Event | None) -> None:
+        for line in stream:
+            sink.append(line)
+            if first is not None:
+                first.set()
+        if first is not None:
+            first.set()  # the process ended without a banner
+
+    def start(self) -> ServeProcess:
+        """Start it; returns once its banner names the URL, raises RuntimeError otherwise."""
+        self.proc = subprocess.Popen(self.command, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+        for stream, sink, first in ((self.proc.stdout, self._out, self._first_line),
+                                    (self.proc.stderr, self._err, None)):
+            thread = threading.Thread(target=self._drain, args=(stream, sink, first), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        self._first_line.wait(self.startup_timeout)
+        banner = self._out[0] if self._out else ""
+        if " at http://" not in banner:
+            code = self.stop()
+            raise RuntimeError(f"jobmock serve printed no banner (exit {code}): "
+                               f"{self.stdout[-2000:]}{self.stderr[-2000:]}")
+        self.url = banner.rsplit(" at ", 1)[1].strip()
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM) -> int | None:
+        """Send ``sig`` (once), wait for the end (kill after ``stop_timeout``), reap; the
+        exit code (negative: the signal that ended it)."""
+        proc = self.proc
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            proc.send_signal(sig)
+            try:
+                proc.wait(timeout=self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=self.stop_timeout)
+        for thread in self._threads:
+            thread.join(timeout=self.stop_timeout)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+        return proc.returncode
+
+    def __enter__(self) -> ServeProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 class LiveServer:

@@ -20,6 +20,9 @@ from urllib.parse import urlsplit
 __all__ = ["check_callback_url", "check_resolved", "needs_resolution"]
 
 _LOCAL_SUFFIXES = (".localhost", ".local", ".internal", ".localdomain", ".home.arpa")
+#: Appended to a refusal the mock would lift for local development.
+PRIVATE_HINT = (" (to receive webhooks on your own machine, start the mock with "
+                "--allow-private-callbacks, or allow_private_callbacks=True in-process)")
 
 
 def _literal_ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -57,16 +60,16 @@ def check_callback_url(url: object, rule: str, *, allow_private: bool = False) -
     if rule == "any" or allow_private:
         return None
     if parts.scheme != "https":
-        return "callback URL must use https"
+        return "callback URL must use https" + PRIVATE_HINT
     if rule == "https":
         return None
     name = host.rstrip(".").lower()
     ip = _literal_ip(name)
     dotless = "." not in name and ":" not in name and ip is None
     if name == "localhost" or name.endswith(_LOCAL_SUFFIXES) or dotless:
-        return f"callback URL host {host!r} is not a public host"
+        return f"callback URL host {host!r} is not a public host{PRIVATE_HINT}"
     if ip is not None and not _is_public(ip):
-        return f"callback URL host {host!r} is a private, loopback or reserved address"
+        return f"callback URL host {host!r} is a private, loopback or reserved address{PRIVATE_HINT}"
     return None
 
 
@@ -88,5 +91,6 @@ def check_resolved(host: str, addresses: list[str]) -> str | None:
     for address in addresses:
         ip = _literal_ip(address.split("%", 1)[0])
         if ip is not None and not _is_public(ip):
-            return f"callback host {host!r} resolves to {address}, a private or loopback address"
+            return (f"callback host {host!r} resolves to {address}, a private or loopback "
+                    f"address{PRIVATE_HINT}")
     return None

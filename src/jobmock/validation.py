@@ -2,12 +2,19 @@
 
 Validators are built once per operation when a mock starts. Local references
 (``#/components/...``) resolve against the whole spec document.
+
+Bodies are read strictly: the media types the operation's ``requestBody`` lists (else 415),
+UTF-8 JSON without ``NaN``/``Infinity`` or numbers past a double's range, nested at most
+:data:`MAX_JSON_DEPTH` deep (:func:`parse_json`). An error quotes at most a short prefix
+of a bad value (:func:`shorten`).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
+import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -15,13 +22,24 @@ import jsonschema
 from jsonschema.exceptions import best_match
 
 from . import pointers
-from .errors import ValidationFailed
+from .errors import RequestRefused, ValidationFailed
 from .spec import ApiSpec, Operation, Parameter
 
 if TYPE_CHECKING:
     from .dispatch import Request
 
-__all__ = ["SPEC_URI", "OperationValidator", "schema_validator"]
+__all__ = ["MAX_JSON_DEPTH", "SPEC_URI", "OperationValidator", "parse_json", "schema_validator",
+           "shorten"]
+
+#: How deep a request body's JSON may nest (arrays and objects). Free-form parts of a
+#: schema (``additionalProperties: true``) allow any depth; this is where the mock stops.
+MAX_JSON_DEPTH = 2000
+#: The interpreter's recursion limit while a mock runs: room for a body nested
+#: MAX_JSON_DEPTH deep to be parsed, validated, copied and rendered (a few frames a level).
+_RECURSION_LIMIT = 5 * MAX_JSON_DEPTH
+#: Characters of a bad value an error message quotes; and the longest message.
+QUOTE_CHARS = 40
+MESSAGE_CHARS = 400
 
 SPEC_URI = "urn:jobmock:spec"
 
@@ -84,8 +102,8 @@ def _coerce(raw: str, schema: Mapping[str, Any]) -> Any:
         try:
             if kind == "integer":
                 return int(raw)
-            if kind == "number":
-                return float(raw)
+            if kind == "number" and math.isfinite(number := float(raw)):
+                return number
         except ValueError:
             continue
         if kind == "boolean" and raw.lower() in ("true", "false"):
@@ -93,9 +111,133 @@ def _coerce(raw: str, schema: Mapping[str, Any]) -> Any:
     return raw
 
 
+#: A quoted literal (Python repr or JSON) longer than QUOTE_CHARS.
+_LONG_QUOTED = re.compile("|".join(q + r"(?:[^" + q + r"\\]|\\.){" + str(QUOTE_CHARS) + ",}" + q
+                                   for q in ("'", '"')), re.DOTALL)
+
+
+def shorten(text: str) -> str:
+    """``text`` with every long quoted value cut to a prefix, and at most MESSAGE_CHARS long."""
+    text = _LONG_QUOTED.sub(lambda m: m.group(0)[:QUOTE_CHARS + 1] + "..." + m.group(0)[0], text)
+    return text if len(text) <= MESSAGE_CHARS else text[:MESSAGE_CHARS] + "..."
+
+
 def _describe(err: jsonschema.ValidationError, where: str) -> str:
     path = "/".join(str(p) for p in err.absolute_path)
-    return f"{where}{'/' + path if path else ''}: {err.message}"
+    if len(path) > MESSAGE_CHARS:
+        path = path[:QUOTE_CHARS] + "..."
+    return shorten(f"{where}{'/' + path if path else ''}: {err.message}")
+
+
+class _Unparsable(ValueError):
+    """A JSON text parse_json refuses although the json module would read it."""
+
+
+def _no_constant(name: str) -> Any:
+    raise _Unparsable(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise _Unparsable(f"the number {shorten(repr(text))[1:-1]} is out of range")
+    return number
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > 308:  # past a double's range (about 1.8e308)
+        raise _Unparsable(f"the number {text[:QUOTE_CHARS]}... is out of range")
+    return int(text)
+
+
+def _nests_deeper(value: Any, limit: int) -> bool:
+    """Whether ``value``'s arrays and objects nest deeper than ``limit`` (iteratively)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth + 1 > limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
+
+
+def ensure_recursion_headroom() -> None:
+    """Raise (never lower) the recursion limit so a body nested MAX_JSON_DEPTH deep can be
+    parsed, validated and rendered (jobmock does this when it builds a mock's validators)."""
+    if sys.getrecursionlimit() < _RECURSION_LIMIT:
+        sys.setrecursionlimit(_RECURSION_LIMIT)
+
+
+def parse_json(raw: bytes) -> Any:
+    """Parse a request body strictly; raises :class:`ValidationFailed` with a short reason.
+
+    UTF-8 only (a byte-order mark is ignored); ``NaN``, ``Infinity`` and numbers past a
+    double's range are refused; arrays and objects nest at most MAX_JSON_DEPTH deep.
+    """
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValidationFailed(f"request body is not UTF-8 (byte {exc.start})") from exc
+    try:
+        value = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float,
+                           parse_int=_bounded_int)
+    except _Unparsable as exc:
+        raise ValidationFailed(f"request body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise ValidationFailed(f"request body nests deeper than {MAX_JSON_DEPTH} levels") from exc
+    except ValueError as exc:  # JSONDecodeError, or an integer past Python's digit limit
+        raise ValidationFailed(f"request body is not valid JSON: {shorten(str(exc))}") from exc
+    if (isinstance(value, dict | list) and raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH
+            and _nests_deeper(value, MAX_JSON_DEPTH)):
+        raise ValidationFailed(f"request body nests deeper than {MAX_JSON_DEPTH} levels")
+    return value
+
+
+def _resolved(doc: Any, node: Any) -> Any:
+    for _ in range(32):  # a chain of $refs, bounded
+        if not (isinstance(node, dict) and isinstance(node.get("$ref"), str)
+                and node["$ref"].startswith("#/")):
+            break
+        target: Any = doc
+        for part in node["$ref"][2:].split("/"):
+            target = target[part.replace("~1", "/").replace("~0", "~")]
+        node = target
+    return node
+
+
+def _media_types(spec: ApiSpec, op: Operation) -> tuple[str, ...] | None:
+    """The media types ``op``'s requestBody lists (lower case); None if it takes no body."""
+    try:
+        item = _resolved(spec.document, spec.document["paths"][op.path])
+        body = _resolved(spec.document, item[op.method.lower()].get("requestBody"))
+    except (KeyError, TypeError, AttributeError):
+        return None
+    if not isinstance(body, dict):
+        return None
+    return tuple(str(k).lower() for k in body.get("content") or {})
+
+
+_MEDIA = re.compile(r"[!#$%&'*+.^_`|~0-9a-z-]+/[!#$%&'*+.^_`|~0-9a-z-]+")
+
+
+def _accepts(listed: str, media: str) -> bool:
+    """Whether the listed media range (``*/*``, ``type/*``, ``type/*+json``) covers ``media``."""
+    if listed in (media, "*/*"):
+        return True
+    kind, _, sub = listed.partition("/")
+    mkind, _, msub = media.partition("/")
+    if kind != mkind:
+        return False
+    if sub == "*":
+        return True
+    return sub.startswith("*+") and msub.endswith(sub[1:])
+
+
+def _is_json(media: str) -> bool:
+    return media == "application/json" or media.endswith("+json")
 
 
 #: Stands in for an exempt callback URL while the rest of the body is validated.
@@ -119,6 +261,41 @@ class OperationValidator:
         ]
         self.body = (schema_validator(spec, op.body_schema, REQUEST_FORMATS)
                      if op.body_schema is not None else None)
+        #: The media types the requestBody lists; None: the operation takes no body (one
+        #: sent anyway is ignored).
+        self.media = _media_types(spec, op)
+        ensure_recursion_headroom()
+
+    def media_type(self, request: Request) -> str | None:
+        """The media type ``request``'s body is read as; raises RequestRefused (415) for one
+        the operation's requestBody does not list.
+
+        Lenient where it costs nothing: a body without Content-Type is read as JSON when the
+        operation takes JSON; parameters other than ``charset`` are ignored; ``charset``
+        must be UTF-8 for JSON.
+        """
+        listed = self.media
+        if listed is None:
+            return None
+        raw = request.headers.get("content-type", "").strip()
+        if not raw:
+            if any(_accepts(x, "application/json") for x in listed):
+                return "application/json"
+            return listed[0] if listed else None
+        media, _, rest = raw.partition(";")
+        media = media.strip().lower()
+        accepted = ", ".join(listed) or "no body"
+        if not _MEDIA.fullmatch(media) or not any(_accepts(x, media) for x in listed):
+            raise RequestRefused(shorten(f"Content-Type {raw!r} is not accepted here; "
+                                         f"send {accepted}"), status=415)
+        for param in rest.split(";"):
+            name, _, value = param.partition("=")
+            charset = value.strip().strip('"').lower()
+            if (name.strip().lower() == "charset" and _is_json(media)
+                    and charset not in ("utf-8", "utf8")):
+                raise RequestRefused(shorten(f"charset {charset!r} is not accepted: JSON is "
+                                             "sent in UTF-8"), status=415)
+        return media
 
     def validate(self, raw_params: Mapping[str, str], request: Request,
                  exempt_url: str | None = None) -> tuple[dict[str, Any], dict[str, Any], Any]:
@@ -142,11 +319,11 @@ class OperationValidator:
                 raise ValidationFailed(_describe(err, f"{p.location} parameter {p.name}"))
             (params if p.location == "path" else query)[p.name] = value
         body = None
-        if request.body.strip():
-            try:
-                body = json.loads(request.body)
-            except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-                raise ValidationFailed(f"request body is not valid JSON: {exc}") from exc
+        if self.media is not None and request.body.strip():
+            media = self.media_type(request)
+            if media is None or not _is_json(media):
+                return params, query, None  # a type the spec takes but no JSON schema judges
+            body = parse_json(request.body)
         if self.body is not None:
             if body is None and self.op.body_required:
                 raise ValidationFailed("request body is required")

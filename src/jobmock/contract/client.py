@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import shlex
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -13,8 +13,17 @@ from urllib.parse import quote, urlencode
 import httpx
 
 from ..spec import ApiSpec, Operation
+from .budget import REQUEST_TIMEOUT
+from .verdicts import VERDICTS
+from .violations import ContractViolation
 
-__all__ = ["ContractClient", "Exchange", "Tenant"]
+__all__ = ["ANSWERS_TITLE", "EXCHANGE_HOOKS", "ContractClient", "Exchange", "Tenant"]
+
+#: Called with every answered exchange of every client (the HTML report listens here).
+EXCHANGE_HOOKS: list[Callable[[ContractClient, Exchange], None]] = []
+
+#: The title of the ``answers`` check, which the client itself judges.
+ANSWERS_TITLE = "every request gets an HTTP answer within its timeout"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,13 +74,17 @@ class Exchange:
 class ContractClient:
     """Sends the suite's requests to ``base_url`` and keeps every exchange for reproduction."""
 
-    def __init__(self, spec: ApiSpec, base_url: str, *, timeout: float = 90.0,
-                 transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(self, spec: ApiSpec, base_url: str, *, timeout: float = REQUEST_TIMEOUT,
+                 transport: httpx.BaseTransport | None = None,
+                 on_failure: Callable[[ContractViolation, int], None] | None = None) -> None:
         self.spec = spec
         self.base_url = base_url.rstrip("/")
+        #: Seconds a request may take beyond the inline wait it asks for.
+        self.timeout = timeout
         self.http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport,
                                  follow_redirects=False)
         self.exchanges: list[Exchange] = []
+        self.on_failure = on_failure
 
     def close(self) -> None:
         self.http.close()
@@ -90,7 +103,9 @@ class ContractClient:
 
     def send(self, method: str, path: str, *, headers: Mapping[str, str] | None = None,
              query: Mapping[str, str] | None = None, body: Any = None, raw: bytes | None = None,
-             note: str = "") -> Exchange:
+             note: str = "", wait: float = 0.0) -> Exchange:
+        """Send one request; ``wait``: seconds the server may hold it (an inline wait), on top
+        of the client's timeout. No answer in time is a violation of ``answers``."""
         hdrs = dict(headers or {})
         content = raw
         if body is not None and raw is None:
@@ -99,21 +114,43 @@ class ContractClient:
             hdrs.setdefault("Content-Type", "application/json")
         url = self.base_url + path + (("?" + urlencode(query)) if query else "")
         started = time.monotonic()
-        response = self.http.request(method, url, headers=hdrs, content=content)
+        try:
+            response = self.http.request(method, url, headers=hdrs, content=content,
+                                         timeout=self.timeout + max(0.0, wait))
+        except httpx.HTTPError as exc:
+            VERDICTS.judged(self.spec.name, "answers", failed=True)
+            shown = Exchange(method, url, hdrs, content, 0, {}, b"", time.monotonic() - started,
+                             note)
+            self.exchanges.append(shown)
+            kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "failed"
+            violation = ContractViolation(
+                "answers", ANSWERS_TITLE,
+                f"{method} {path} {kind} after {time.monotonic() - started:.1f}s "
+                f"(expected an answer within {self.timeout + max(0.0, wait):.0f}s): "
+                f"{type(exc).__name__}: {exc}", self.reproduction())
+            if self.on_failure is not None:
+                self.on_failure(violation, len(self.exchanges))
+            raise violation from exc
+        if not path.startswith("/_jobmock/"):
+            VERDICTS.judged(self.spec.name, "answers")
         exchange = Exchange(method, url, hdrs, content, response.status_code,
                             {k.lower(): v for k, v in response.headers.items()},
                             response.content, time.monotonic() - started, note)
         self.exchanges.append(exchange)
+        for hook in EXCHANGE_HOOKS:
+            hook(self, exchange)
         return exchange
 
     def call(self, op: Operation, *, tenant: Tenant | None, params: Mapping[str, Any] | None = None,
              query: Mapping[str, str] | None = None, body: Any = None, raw: bytes | None = None,
-             headers: Mapping[str, str] | None = None, note: str = "") -> Exchange:
+             headers: Mapping[str, str] | None = None, note: str = "",
+             wait: float = 0.0) -> Exchange:
         """Call an operation as ``tenant`` (None: no credentials)."""
         hdrs = {**self.auth_headers(tenant), **(headers or {})}
         q = {**self.auth_query(tenant), **(query or {})}
+        VERDICTS.api(self.spec.name).operations.add(op.operation_id)
         return self.send(op.method, self.path_for(op, params or {}), headers=hdrs, query=q,
-                         body=body, raw=raw, note=note)
+                         body=body, raw=raw, note=note, wait=wait)
 
     def reproduction(self, last: int = 30) -> str:
         return "\n".join(e.curl() for e in self.exchanges[-last:])

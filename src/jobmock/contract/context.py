@@ -10,12 +10,16 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from ..spec import ApiSpec, Operation
 from ..templates import render_string
+from .budget import RunBudget, ShrinkGuard
 from .client import ContractClient, Exchange, Tenant
 from .specview import SpecView, pointer_get
+from .verdicts import VERDICTS
+
+T = TypeVar("T")
 
 __all__ = ["JobRecord", "Mode", "Observation", "SuiteContext", "TimeKeeper"]
 
@@ -39,25 +43,35 @@ class JobRecord:
     seen: dict[str, Any] = field(default_factory=dict)
 
 
+def has_virtual_clock(client: ContractClient) -> bool:
+    """Whether the server exposes jobmock's control plane with a virtual clock."""
+    try:
+        ex = client.send("GET", "/_jobmock/clock", note="is there a jobmock virtual clock?")
+    except Exception:  # no answer at all: the run's first real request will say so
+        return False
+    data = ex.json() if ex.status == 200 else None
+    return isinstance(data, dict) and data.get("kind") == "virtual"
+
+
 class TimeKeeper:
     """Lets time pass: the jobmock control plane's virtual clock, or real sleeps in a budget."""
 
-    def __init__(self, client: ContractClient, *, budget: float = 300.0,
-                 started: float | None = None) -> None:
+    def __init__(self, client: ContractClient, *, budget: float | RunBudget = 300.0,
+                 started: float | None = None, virtual: bool | None = None) -> None:
         self.client = client
-        self.started = time.monotonic() if started is None else started
-        self.budget = budget
-        self.virtual = False
-        try:
-            ex = client.send("GET", "/_jobmock/clock", note="is there a jobmock virtual clock?")
-            data = ex.json() if ex.status == 200 else None
-            self.virtual = isinstance(data, dict) and data.get("kind") == "virtual"
-        except Exception:  # any answer but a jobmock clock means real time
-            self.virtual = False
+        if isinstance(budget, RunBudget):
+            self.budget = budget
+        else:
+            self.budget = RunBudget(budget) if started is None else RunBudget(budget, started)
+        self.virtual = has_virtual_clock(client) if virtual is None else virtual
+
+    @property
+    def started(self) -> float:
+        return self.budget.started
 
     @property
     def left(self) -> float:
-        return self.budget - (time.monotonic() - self.started)
+        return self.budget.left
 
     def advance(self, seconds: float) -> None:
         if self.virtual:
@@ -66,9 +80,9 @@ class TimeKeeper:
         else:
             time.sleep(max(0.0, min(seconds, self.left)))
 
-    def hold(self, send: Callable[[], Exchange], wait: float) -> Exchange:
+    def hold(self, send: Callable[[], T], wait: float) -> T:
         """Send a request the server may hold for ``wait`` seconds, moving a virtual clock meanwhile."""
-        if not self.virtual:
+        if not self.virtual or wait <= 0:
             return send()
         box: dict[str, Any] = {}
 
@@ -89,12 +103,13 @@ class TimeKeeper:
             self.advance(step)
             moved += step
             thread.join(0.01 if moved <= wait + step else 0.05)
-        thread.join(30)
+        # The request itself times out (the client's timeout plus its wait), so this ends.
+        thread.join(self.client.timeout + wait + 5)
         if "err" in box:
             raise box["err"]
         if "ex" not in box:
             raise TimeoutError("a held request did not come back after its wait")
-        ex: Exchange = box["ex"]
+        ex: T = box["ex"]
         return ex
 
 
@@ -112,9 +127,12 @@ class SuiteContext:
 
     def __init__(self, spec: ApiSpec, client: ContractClient, tenants: list[Tenant], *,
                  timekeeper: TimeKeeper, receiver: Any = None, receiver_url: str | None = None,
-                 webhook_secret: str | None = None) -> None:
+                 webhook_secret: str | None = None, guard: ShrinkGuard | None = None,
+                 view: SpecView | None = None) -> None:
         self.spec = spec
-        self.view = SpecView(spec)
+        self.view = view if view is not None else SpecView(spec)
+        #: Bounds shrinking; run_checks tells it when a violation was seen.
+        self.guard = guard
         self.client = client
         self.tenants = tenants
         self.time = timekeeper
@@ -145,11 +163,21 @@ class SuiteContext:
             out.append(Mode("unknown preference", {"Prefer": "handling=lenient, wait=0"}, {}, 0.0, 0))
             if virtual:
                 out.append(Mode("default wait", {}, {}, w.default))
+        skipped = []
         for param, value, wait in w.query:
             if virtual or wait <= 2:
                 out.append(Mode(f"?{param}={value}", {}, {param: value}, min(wait, w.max or wait)))
+            else:
+                skipped.append(f"?{param}={value}")
         if not w.prefer_header and (virtual or w.default <= 2):
             out.append(Mode("default", {}, {}, w.default))
+        elif not w.prefer_header:
+            skipped.append("the default")
+        if skipped and not any(m.wait > 0 for m in out):
+            VERDICTS.not_run(self.spec.name, "inline_wait",
+                             f"against a real-time server the suite holds a request 2 s at most; "
+                             f"{op.operation_id}'s inline waits ({', '.join(skipped)}: up to "
+                             f"{w.max:g} s) are longer (a jobmock virtual clock judges them)")
         return out or [Mode("default", {}, {}, w.default)]
 
     # -- helpers ---------------------------------------------------------------------------
@@ -195,6 +223,11 @@ class SuiteContext:
         """Note what a poll of ``job`` showed (after the checks judged it); its status word."""
         body = ex.json()
         word = str(pointer_get(body, self.spec.lifecycle.status_pointer)[1])
+        record = VERDICTS.api(self.spec.name)
+        if word in self.spec.lifecycle.states:
+            record.states.add(word)
+            if job.statuses and job.statuses[-1] != word:
+                record.transitions.add((job.statuses[-1], word))
         job.statuses.append(word)
         job.last_body = body
         if self.view.is_terminal(word) and job.terminal is None:

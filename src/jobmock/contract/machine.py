@@ -28,10 +28,13 @@ from hypothesis.stateful import (
 
 from ..pointers import with_value, without
 from ..spec import ApiSpec, Operation
+from . import probe_checks  # noqa: F401 - registers the probes' checks (credits on polls)
+from .budget import REPLAY_SETTLE, ShrinkGuard, is_final_replay
 from .checks import run_checks
 from .client import Exchange, Tenant
 from .context import JobRecord, Observation, SuiteContext, TimeKeeper
 from .specview import pointer_get
+from .verdicts import VERDICTS
 
 __all__ = ["JobRecord", "SuiteContext", "TimeKeeper", "build_machine"]
 
@@ -59,8 +62,35 @@ def _case_strategy(op: Operation, schema: Any) -> st.SearchStrategy[tuple[dict[s
     return strategy
 
 
-def build_machine(spec: ApiSpec, make_context: Callable[[], SuiteContext]) -> type[RuleBasedStateMachine]:
-    """The state machine class for ``spec``; each run gets a fresh :class:`SuiteContext`."""
+def without_callback(spec: ApiSpec, view: Any, op: Operation, body: Any) -> Any:
+    """``body`` without its callback URL; if that leaves an object its schema refuses (cloro's
+    ``webhook: {}`` requires ``url``), without the object that held it."""
+    hooks = spec.webhooks
+    if hooks is None:
+        return body
+    out = without(body, hooks.url_pointer)
+    parent = hooks.url_pointer.rsplit("/", 1)[0]
+    if parent and op.body_schema is not None and pointer_get(out, parent)[0]:
+        from ..validation import schema_validator
+
+        if not schema_validator(view.lenient, op.body_schema).is_valid(out):
+            out = without(out, parent)
+    return out
+
+
+def round_trip(ctx: SuiteContext) -> float:
+    """The median time of the suite's recent polls: the network's own round trip."""
+    times = sorted(e.elapsed for e in ctx.client.exchanges[-40:]
+                   if e.method == "GET" and e.status and not e.url.count("/_jobmock/"))
+    return times[len(times) // 2] if times else 0.05
+
+
+def build_machine(spec: ApiSpec, make_context: Callable[[], SuiteContext],
+                  guard: ShrinkGuard | None = None) -> type[RuleBasedStateMachine]:
+    """The state machine class for ``spec``; each run gets a fresh :class:`SuiteContext`.
+
+    ``guard`` bounds the run: an example that starts after the run's budget ended, or while
+    shrinking past its limits, is skipped at once (only the final replay always runs)."""
     import schemathesis
 
     st_schema = schemathesis.openapi.from_dict(json.loads(json.dumps(spec.document)))
@@ -76,8 +106,14 @@ def build_machine(spec: ApiSpec, make_context: Callable[[], SuiteContext]) -> ty
 
         def __init__(self) -> None:
             super().__init__()
+            if guard is not None:
+                guard.start_example()  # raises StopRun when the run must end
             self.ctx = make_context()
             self.counter = 0
+
+        def _idle(self) -> bool:
+            """Whether the run's budget ended: then rules do nothing (except in a replay)."""
+            return guard is not None and guard.budget.over and not is_final_replay()
 
         # -- submitting ---------------------------------------------------------------
 
@@ -86,7 +122,7 @@ def build_machine(spec: ApiSpec, make_context: Callable[[], SuiteContext]) -> ty
             ctx = self.ctx
             tenant = ctx.tenants[tenant_index]
             if hooks is not None:
-                body = without(body, hooks.url_pointer)
+                body = without_callback(spec, ctx.view, op, body)
                 if callback and ctx.receiver_url:
                     body = with_value(body, hooks.url_pointer, ctx.receiver_url)
             key = None
@@ -100,7 +136,7 @@ def build_machine(spec: ApiSpec, make_context: Callable[[], SuiteContext]) -> ty
             prefer_wait = 0 if skip and mode.prefer_wait is not None else mode.prefer_wait
             ex = ctx.time.hold(lambda: ctx.client.call(
                 op, tenant=tenant, params=params, query=mode.query, body=body,
-                headers=mode.headers, note=f"submit, {mode.label}"), wait)
+                headers=mode.headers, note=f"submit, {mode.label}", wait=wait), wait)
             gate = spec.limits.gate
             if gate is not None and ex.status == ctx.view.error_status(gate.error):
                 holders = [j for j in ctx.jobs_by_id.values()
@@ -117,26 +153,40 @@ def build_machine(spec: ApiSpec, make_context: Callable[[], SuiteContext]) -> ty
                 return None
             allowed = ctx.view.submit_statuses[op.operation_id]
             job_id = ctx.job_id_of(op, ex) if ex.status in allowed else None
-            run_checks(ctx, Observation("submit", ex, None,
-                                        {"op": op, "job_id": job_id, "new": True}))
+            submitted = Observation("submit", ex, None, {"op": op, "job_id": job_id, "new": True})
+            held_answer = bool(job_id) and (wait > 0 or prefer_wait is not None)
+            if not held_answer:
+                run_checks(ctx, submitted)
             assert job_id is not None
             job = JobRecord(job_id, op, tenant, params, body, ctx.job_type(op, params, body),
                             callback=callback and ctx.receiver_url is not None,
                             idempotency_key=key)
-            ctx.jobs_by_id[job_id] = job
-            if wait > 0 or prefer_wait is not None:
+            if held_answer:
+                # An inline answer is judged as one first (a finished job's answer for a job
+                # that is still running is an inline-wait fault before a schema one).
                 after = ctx.poll(job, note="poll right after the inline answer")
                 word = observe_poll(ctx, job, after)
-                held = wait + 3.0 if not ctx.time.virtual else None
+                held, why = None, ""
+                if not ctx.time.virtual:
+                    # Stated and measured: 4 round trips of this network, at least 0.25 s.
+                    rtt = round_trip(ctx)
+                    slack = max(0.25, 4 * rtt)
+                    held = wait + slack
+                    why = (f"{wait:g}s plus {slack:.2f}s tolerance: 4 x the {rtt * 1000:.0f}ms "
+                           f"median round trip of this run's polls, at least 0.25s")
                 run_checks(ctx, Observation("inline", ex, job, {
                     "op": op, "prefer_wait": prefer_wait, "word_after": word,
-                    "held_limit": held}))
+                    "held_limit": held, "held_why": why}))
+                run_checks(ctx, submitted)
+            ctx.jobs_by_id[job_id] = job
             return job
 
         @rule(target=jobs, data=st.data(), op=st.sampled_from(submit_ops),
               tenant=st.integers(0, 1), callback=st.booleans())
         def submit(self, data: st.DataObject, op: Operation, tenant: int, callback: bool) -> Any:
             params, body = data.draw(cases[op.operation_id], label="request")
+            if self._idle():
+                return multiple()
             body = self._longer_item_lists(data, op, body)
             mode = data.draw(st.sampled_from(self.ctx.modes(op)), label="mode")
             job = self._submit(op, params, body, mode, tenant, callback and hooks is not None)
@@ -160,17 +210,21 @@ def build_machine(spec: ApiSpec, make_context: Callable[[], SuiteContext]) -> ty
 
         @rule(job=jobs)
         def poll(self, job: JobRecord) -> None:
-            observe_poll(self.ctx, job, self.ctx.poll(job))
+            if not self._idle():
+                observe_poll(self.ctx, job, self.ctx.poll(job))
 
         @rule(seconds=st.sampled_from([0.5, 1, 2, 5, 15, 60]))
         def let_time_pass(self, seconds: float) -> None:
             keeper = self.ctx.time
-            # Real time: short sleeps, so most of the budget is left to see jobs finish.
-            keeper.advance(seconds if keeper.virtual else min(seconds, 1.0, keeper.left * 0.1))
+            if self._idle():
+                return
+            # Real time: short sleeps (a quarter second), so most of the budget is left to see
+            # jobs finish when the example settles.
+            keeper.advance(seconds if keeper.virtual else min(seconds, 0.25, keeper.left * 0.05))
 
         @rule(job=jobs)
         def poll_as_other_tenant(self, job: JobRecord) -> None:
-            if not status_op.secured:
+            if not status_op.secured or self._idle():
                 return
             other = self.ctx.tenants[1 if job.tenant is self.ctx.tenants[0] else 0]
             ex = self.ctx.poll(job, tenant=other, note="another tenant polls")
@@ -179,6 +233,8 @@ def build_machine(spec: ApiSpec, make_context: Callable[[], SuiteContext]) -> ty
         @rule(data=st.data())
         def poll_unknown(self, data: st.DataObject) -> None:
             ctx = self.ctx
+            if self._idle():
+                return
             fake = JobRecord(f"contract-unknown-{uuid.uuid4().hex[:10]}", submit_ops[0],
                              ctx.tenants[0], {}, None, "")
             if ctx.jobs_by_id:
@@ -193,7 +249,7 @@ def build_machine(spec: ApiSpec, make_context: Callable[[], SuiteContext]) -> ty
         @rule(data=st.data(), op=st.sampled_from([*submit_ops, status_op]), wrong=st.booleans())
         def bad_credentials(self, data: st.DataObject, op: Operation, wrong: bool) -> None:
             ctx = self.ctx
-            if not op.secured:
+            if not op.secured or self._idle():
                 return
             tenant = None
             if wrong:
@@ -201,8 +257,7 @@ def build_machine(spec: ApiSpec, make_context: Callable[[], SuiteContext]) -> ty
                 tenant = Tenant("nobody", good + "-wrong" if ":" not in good else good + "x")
             if op.role == "submit":
                 params, body = data.draw(cases[op.operation_id], label="request")
-                if hooks is not None:
-                    body = without(body, hooks.url_pointer)
+                body = without_callback(spec, ctx.view, op, body)
                 ex = ctx.client.call(op, tenant=tenant, params=params, body=body,
                                      headers={"Prefer": "wait=0"} if op.wait.prefer_header else None,
                                      query=ctx.modes(op)[0].query,
@@ -219,7 +274,7 @@ def build_machine(spec: ApiSpec, make_context: Callable[[], SuiteContext]) -> ty
         @rule(op=st.sampled_from([o for o in submit_ops if o.body_schema is not None] or submit_ops),
               raw=st.sampled_from([b"[1, 2, 3]", b"{not json", b'"a string"']))
         def invalid_body(self, op: Operation, raw: bytes) -> None:
-            if op.body_schema is None:
+            if op.body_schema is None or self._idle():
                 return
             ctx = self.ctx
             ex = ctx.client.call(op, tenant=ctx.tenants[0], raw=raw, params=self._params_for(op),
@@ -240,7 +295,8 @@ def build_machine(spec: ApiSpec, make_context: Callable[[], SuiteContext]) -> ty
         @precondition(lambda self: spec.limits.gate is not None)
         @rule(job=jobs)
         def dispatch_while_in_flight(self, job: JobRecord) -> None:
-            self._dispatch_again(job)
+            if not self._idle():
+                self._dispatch_again(job)
 
         if spec.limits.gate is not None:
             @initialize(target=jobs, data=st.data(), op=st.sampled_from(submit_ops))
@@ -302,7 +358,7 @@ def build_machine(spec: ApiSpec, make_context: Callable[[], SuiteContext]) -> ty
         @precondition(lambda self: spec.idempotency_pointer is not None)
         @rule(job=jobs)
         def resubmit_same_key(self, job: JobRecord) -> None:
-            if job.idempotency_key is None:
+            if job.idempotency_key is None or self._idle():
                 return
             ctx = self.ctx
             ex = ctx.client.call(job.op, tenant=job.tenant, params=job.params, body=job.body,
@@ -326,14 +382,24 @@ def build_machine(spec: ApiSpec, make_context: Callable[[], SuiteContext]) -> ty
             open_jobs = [j for j in ctx.jobs_by_id.values()
                          if not (j.statuses and ctx.view.is_terminal(j.statuses[-1]))]
             rounds = 0
+            if self._idle():
+                ctx.unfinished.extend(j.id for j in open_jobs)
+                return
+            if is_final_replay() and not ctx.time.virtual:
+                # A failure's replay settles briefly: the run must end near its budget.
+                ctx.time.budget.seconds = min(ctx.time.budget.seconds,
+                                              ctx.time.budget.elapsed + REPLAY_SETTLE)
             while open_jobs and rounds < 40 and (ctx.time.virtual or ctx.time.left > 0):
-                ctx.time.advance(3600 if ctx.time.virtual else 1)
+                # 30 clock seconds a round (40 rounds: 20 minutes), so a server that forgets
+                # ended jobs after a while (jobmock serve --retain) still shows them.
+                ctx.time.advance(30 if ctx.time.virtual else 1)
                 for job in list(open_jobs):
                     word = observe_poll(ctx, job, ctx.poll(job, note="settle"))
                     if ctx.view.is_terminal(word):
                         open_jobs.remove(job)
                 rounds += 1
             ctx.unfinished.extend(j.id for j in open_jobs)
+            VERDICTS.api(spec.name).unfinished.update(j.id for j in open_jobs)
             for job in ctx.jobs_by_id.values():
                 if job.terminal is not None:
                     observe_poll(ctx, job, ctx.poll(job, note="a finished job, again"))

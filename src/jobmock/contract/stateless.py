@@ -7,6 +7,7 @@ replacements, each tied to a seed document, are in :func:`checks_config` and
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Callable
 from typing import Any
@@ -14,12 +15,17 @@ from typing import Any
 from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from ..spec import ApiSpec
+from ..pointers import find, with_value, without
+from ..spec import ApiSpec, Operation
 from ..urlrules import check_callback_url
+from .budget import REQUEST_TIMEOUT, RunBudget
+from .client import ContractClient
+from .context import TimeKeeper
 
 __all__ = [
     "AUTH_REJECTION",
     "Check",
+    "StatelessRunner",
     "checks_config",
     "extra_checks",
     "held_by_header",
@@ -146,7 +152,7 @@ def credentials_enforced(spec: ApiSpec) -> Check:
         clone = case.operation.Case(method=case.method, path_parameters=case.path_parameters,
                                     headers={**kept, **headers}, query=case.query,
                                     body=case.body, media_type=case.media_type)
-        return clone.call()
+        return clone.call(timeout=REQUEST_TIMEOUT)
 
     def check(ctx: Any, response: Any, case: Any) -> bool | None:
         key = (case.method.upper(), case.operation.path)
@@ -188,3 +194,65 @@ def schemathesis_config(spec: ApiSpec) -> SchemathesisConfig:
 def pinned_headers(spec: ApiSpec) -> dict[str, str]:
     """Headers that switch inline waits off, where the spec has such a header."""
     return {"Prefer": "wait=0"} if held_by_header(spec) else {}
+
+
+#: What a generated callback URL the server would accept is replaced with: the reserved
+#: ``.invalid`` domain never resolves, so the server under test sends nothing anywhere.
+DEFANGED_URL = "https://contract-probe.invalid/hook"
+
+
+def _held_for(op: Operation) -> float:
+    """Seconds ``op`` may hold a request in the stateless phase (``Prefer`` is pinned to 0)."""
+    if op.role != "submit" or op.wait.prefer_header:
+        return 0.0
+    return max([op.wait.default, *(wait for _, _, wait in op.wait.query)])
+
+
+class StatelessRunner:
+    """Sends schemathesis's cases for one API to one server, so that nothing hangs and no
+    traffic goes where nobody asked: every request has a timeout; against a jobmock virtual
+    clock a request the server may hold (an inline wait, ``?sync=true``) is sent while the
+    clock is moved (:meth:`TimeKeeper.hold`); a generated callback URL the server would
+    accept is replaced by one on the reserved ``.invalid`` domain."""
+
+    def __init__(self, spec: ApiSpec, base_url: str, credential: str, budget: RunBudget,
+                 receiver_url: str | None = None) -> None:
+        self.spec = spec
+        #: (webhooks, issue 14) the suite's receiver as the server reaches it (--receiver-url).
+        self.receiver_url = receiver_url
+        self.client = ContractClient(spec, base_url)
+        self.keeper = TimeKeeper(self.client, budget=budget)
+        self.budget = budget
+        self.auth = spec.auth.headers_for(credential)
+        self.holds = {(op.method.upper(), op.path): _held_for(op) for op in spec.operations}
+
+    def close(self) -> None:
+        self.client.close()
+
+    def prepare(self, case: Any) -> None:
+        """Pin inline waits off where a header can, add tenant A's credential, defang URLs."""
+        if (case.method.upper(), case.operation.path) in {
+                (o.method.upper(), o.path) for o in self.spec.submit_operations}:
+            case.headers = {**(case.headers or {}), **pinned_headers(self.spec)}
+        case.headers = {**(case.headers or {}), **self.auth}
+        hooks = self.spec.webhooks
+        if hooks is not None and isinstance(case.body, dict):
+            found, url = find(case.body, hooks.url_pointer)
+            if found and isinstance(url, str) and check_callback_url(url, hooks.url_rule) is None:
+                # (webhooks, issue 14) not even a refused attempt elsewhere: the suite's own
+                # receiver, or no callback at all (the server then makes no delivery).
+                if self.receiver_url is not None:
+                    case.body = with_value(case.body, hooks.url_pointer, self.receiver_url)
+                else:
+                    case.body = without(copy.deepcopy(case.body), hooks.url_pointer)
+
+    def call_and_validate(self, case: Any, checks: list[Check], excluded: list[Any]) -> None:
+        """Send ``case`` (held on a virtual clock if it may be) and run the checks."""
+        wait = self.holds.get((case.method.upper(), case.operation.path), 0.0)
+        timeout = REQUEST_TIMEOUT + wait
+        if self.keeper.virtual and wait > 0:
+            response = self.keeper.hold(lambda: case.call(timeout=timeout), wait)
+            case.validate_response(response, additional_checks=checks, excluded_checks=excluded)
+        else:
+            case.call_and_validate(additional_checks=checks, excluded_checks=excluded,
+                                   timeout=timeout)

@@ -33,6 +33,7 @@ __all__ = [
     "Rule",
     "Scenario",
     "catalog",
+    "catalog_path",
     "fixtures_dir",
     "load_scenario",
     "scenario_files",
@@ -284,7 +285,7 @@ def load_scenario(source: str | Path | Mapping[str, Any] | Scenario, *,
         doc: Any = dict(source)
         file = file or "<scenario>"
     else:
-        path = Path(source)
+        path = Path(source) if file is not None else catalog_path(source)
         file = file or str(path)
         base_dir = path.parent
         default_name = path.stem
@@ -619,6 +620,25 @@ def _value_refs(value: Any) -> Iterator[str]:
 
 
 # --------------------------------------------------------------------------- the catalog
+
+
+def catalog_path(name: str | Path) -> Path:
+    """A scenario file: ``name`` if it exists, else the catalog's file of that name (as
+    ``jobmock scenarios`` prints it, ``.yaml`` optional), e.g. ``cloro/queue-limit-429.yaml``.
+    A name that is neither raises :class:`ScenarioError` with the closest catalog names."""
+    path = Path(name)
+    if path.exists():
+        return path
+    root = fixtures_dir()
+    for candidate in (root / path, root / f"{path}.yaml"):
+        if not path.is_absolute() and candidate.is_file():
+            return candidate
+    names = [p.relative_to(root).as_posix() for p in scenario_files(root)]
+    from ..hints import did_you_mean
+
+    raise ScenarioError(str(path), "", f"a readable scenario file, or a name `jobmock scenarios` "
+                                       f"prints (no file and no such name)."
+                                       f"{did_you_mean(path.as_posix(), names)}")
 
 
 def fixtures_dir() -> Path:

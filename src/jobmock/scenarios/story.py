@@ -258,7 +258,9 @@ class StoryRunner:
         return ex
 
     def _job_id(self, op: Operation, ex: Exchange) -> str | None:
-        if ex.status is None or not 200 <= ex.status < 300:
+        # A 2xx, or an answer the spec gives a job (croma: a job that failed within the wait).
+        if ex.status is None or not (200 <= ex.status < 300
+                                     or ex.status in {r.status for r in op.responses.values()}):
             return None
         for source in op.job_id_from:
             kind, _, where = source.partition(":")

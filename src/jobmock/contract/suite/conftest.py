@@ -16,6 +16,8 @@ import pytest
 
 from jobmock.bundled import bundled_names, resolve_spec
 from jobmock.contract import CHECKS
+from jobmock.contract.budget import MARGIN, RunBudget
+from jobmock.contract.verdicts import VERDICTS
 from jobmock.spec import ApiSpec
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "pytest_configure",
     "pytest_generate_tests",
     "pytest_terminal_summary",
+    "run_budget",
     "stateless_base_url",
     "stateless_schema",
 ]
@@ -53,7 +56,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--contract-steps", type=int, default=int(os.environ.get("JOBMOCK_STEPS", 25)),
                 help="Steps per example (default 25).")
     g.addoption("--contract-budget", type=float, default=300.0,
-                help="Wall-clock seconds the suite may sleep against a real-time server (default 300).")
+                help="Wall-clock seconds for the whole run of one API (state machine, probes, "
+                     "webhook schedule, stateless phase; default 300). The run ends within it "
+                     "plus a stated margin (jobmock.contract.budget.MARGIN).")
+    g.addoption("--contract-seed", type=int, default=int(os.environ.get("JOBMOCK_SEED", 0)),
+                help="Hypothesis seed (default 0, env JOBMOCK_SEED): the same seed gives the "
+                     "same run; another explores other runs. A failure prints its seed.")
+    g.addoption("--contract-webhook-schedule-budget", type=float, default=None,
+                help="Real-time seconds to watch a failing webhook's retries against a server "
+                     "without jobmock's virtual clock (default: only where the first retry fits).")
+    g.addoption("--jobmock-report", default=None, metavar="PATH",
+                help="Write a self-contained HTML report here: checks, failures with curl "
+                     "reproductions, job timelines, lifecycle coverage.")
 
 
 @dataclass
@@ -66,6 +80,8 @@ class ContractOptions:
     examples: int
     steps: int
     budget: float
+    seed: int = 0
+    webhook_schedule_budget: float | None = None
 
 
 def _apis(config: pytest.Config) -> list[str]:
@@ -92,6 +108,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "needs_webhooks: only for APIs whose spec has webhooks")
+    if config.getoption("--jobmock-report", None):
+        from jobmock.contract.reporting import ReportPlugin
+
+        config.pluginmanager.register(ReportPlugin(config.getoption("--jobmock-report")),
+                                      "jobmock-report")
 
 
 @pytest.fixture(scope="session")
@@ -99,12 +120,25 @@ def contract_options(pytestconfig: pytest.Config) -> ContractOptions:
     o = pytestconfig.getoption
     return ContractOptions(o("--base-url"), o("--credential-a"), o("--credential-b"),
                            o("--webhook-secret"), o("--receiver-url"), o("--contract-examples"),
-                           o("--contract-steps"), o("--contract-budget"))
+                           o("--contract-steps"), o("--contract-budget"), o("--contract-seed"),
+                           o("--contract-webhook-schedule-budget"))
 
 
 @pytest.fixture(scope="module")
 def api_spec(api_name: str) -> ApiSpec:
     return resolve_spec(api_name)
+
+
+@pytest.fixture(scope="module")
+def run_budget(api_spec: ApiSpec, contract_options: ContractOptions) -> RunBudget:
+    """The time budget of this API's whole run, from its first test; phases take shares."""
+    VERDICTS.reset(api_spec.name)
+    _JUDGED[api_spec.name] = api_spec
+    return RunBudget(contract_options.budget)
+
+
+#: The specs judged in this session, for the closing table.
+_JUDGED: dict[str, ApiSpec] = {}
 
 
 @pytest.fixture(scope="module")
@@ -164,12 +198,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """A line per registered check: how often it judged, and how many violations it raised
-    in this session (tests that break a server on purpose count too)."""
-    ran = [c for c in CHECKS.values() if c.runs]
-    if not ran:
+    """Per API judged: a row per registered check (ok, FAILED, not run and why, not
+    applicable and why), then coverage, then what the budget left unfinished."""
+    if not _JUDGED:
         return
     terminalreporter.section("jobmock contract checks")
-    for c in CHECKS.values():
-        state = f"{c.failures} violation(s)" if c.failures else ("ok" if c.runs else "not run")
-        terminalreporter.write_line(f"{c.name:<16} {state:<16} {c.runs:>6} observations   {c.title}")
+    titles = {name: c.title for name, c in CHECKS.items()}
+    for spec in _JUDGED.values():
+        for line in VERDICTS.table(spec, titles):
+            terminalreporter.write_line(line)
+    terminalreporter.write_line(f"(each API's run ends within --contract-budget + {MARGIN:.0f}s: "
+                                f"a request in flight and a failure's replay may overrun it)")
