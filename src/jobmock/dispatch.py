@@ -38,6 +38,7 @@ from .errors import (
     ApiError,
     ForeignJob,
     InvalidCredentials,
+    JobEnded,
     JobNotFound,
     Unauthenticated,
     ValidationFailed,
@@ -142,7 +143,7 @@ def json_response(status: int, body: Any, headers: list[tuple[str, str]] | None 
 
 
 class _Route:
-    __slots__ = ("methods", "names", "pattern", "static")
+    __slots__ = ("literal", "methods", "names", "pattern", "static")
 
     def __init__(self, path: str) -> None:
         self.names = re.findall(r"\{([^}]+)\}", path)
@@ -150,6 +151,9 @@ class _Route:
         regex = "^" + re.sub(r"\\\{[^}]+\\\}", "([^/]*)", re.escape(path)) + "$"
         self.pattern = re.compile(regex)
         self.static = len([s for s in path.split("/") if s and "{" not in s])
+        #: Characters outside placeholders: `/v1/operations/{id}:cancel` outranks
+        #: `/v1/operations/{id}`, whatever their order in the file.
+        self.literal = len(re.sub(r"\{[^}]+\}", "", path))
         self.methods: dict[str, Operation] = {}
 
 
@@ -188,7 +192,7 @@ class Mock:
             else:
                 route = self._static.setdefault(op.path, _Route(op.path))
             route.methods[op.method] = op
-        self._dynamic.sort(key=lambda r: -r.static)
+        self._dynamic.sort(key=lambda r: (-r.static, -r.literal))
         self._credentials = spec.auth.credential_tenants
         #: Switched off only by a deliberate fault: another tenant's job is then answered.
         self.enforce_tenancy = True
@@ -311,7 +315,18 @@ class Mock:
             return self._submit(op, request, tenant, params, query, body, ctx_request, info)
         if op.role == "status":
             return self._status(op, request, tenant, params, ctx_request, info)
-        return json_response(501, {"error": f"{op.operation_id} has no x-jobmock role"})
+        if op.role == "cancel":
+            return self._cancel(op, request, tenant, params, ctx_request, info)
+        if op.role == "delete":
+            job = self._job_for(op, params, tenant, info)
+            self.engine.delete(job)
+            assert op.answer is not None
+            return self.render_job(op.answer, job, request, ctx_request)
+        if op.role == "list":
+            return self._list(op, request, tenant, query, ctx_request)
+        # An operation the spec describes but gives no job role: documented, not simulated.
+        return json_response(501, {"error": f"{op.operation_id} is described by the spec but has "
+                                            f"no x-jobmock role, so the mock does not simulate it"})
 
     def authenticate(self, request: Request) -> str:
         """The tenant the request's credentials name; raises for missing or unknown ones."""
@@ -359,7 +374,7 @@ class Mock:
                                     callback_url=callback_url, request_context=ctx_request,
                                     base_url=request.base_url, plan=plan)
         info["job_id"] = job.id
-        wait, applied = self._wait_for(op, request, query)
+        wait, applied = self._wait_for(op, request, query, body)
         if callback_url is not None and op.wait.callback_skips_wait:
             # "Callback: 202 now" - the wait applied is none, whatever was asked.
             wait, applied = 0.0, (0 if applied is not None else None)
@@ -379,19 +394,34 @@ class Mock:
         return self._submit_response(op, job, request, ctx_request, extra)
 
     def _wait_for(self, op: Operation, request: Request, query: Mapping[str, Any],
-                  ) -> tuple[float, int | None]:
-        """Seconds to hold this submit, and the Prefer wait applied (None if none was asked)."""
+                  body: Any = None) -> tuple[float, int | None]:
+        """Seconds to hold this submit, and the Prefer wait applied (None if none was asked).
+
+        Body switches first, then query switches, then ``Prefer`` (RFC 7240: preferences are
+        comma separated, parameters after ``;`` are ignored; ``respond-async`` answers at
+        once and a bare ``wait`` waits the maximum when the spec allows), else the default.
+        """
         policy = op.wait
+        for pointer, value, wait in policy.body:
+            if pointers.get(body, pointer) == value:
+                return min(wait, policy.max) if policy.max else wait, None
         for param, value, wait in policy.query:
             got = request.query.get(param)
             if got is not None and str(got).lower() == value.lower():
                 return min(wait, policy.max) if policy.max else wait, None
         if policy.prefer_header:
-            for pref in request.headers.get("prefer", "").split(","):
+            prefs = [p.split(";", 1)[0].strip() for p in request.headers.get("prefer", "").split(",")]
+            for pref in prefs:
                 m = _PREFER_WAIT.match(pref)
                 if m:
                     applied = min(int(m.group(1)), int(policy.max))
                     return float(applied), applied
+            if policy.respond_async:
+                lowered = [p.lower() for p in prefs]
+                if "respond-async" in lowered:
+                    return 0.0, None
+                if "wait" in lowered:
+                    return policy.max, int(policy.max)
         return policy.default, None
 
     def pick_response(self, responses: Mapping[str, ResponseDef], job: Job) -> ResponseDef:
@@ -418,18 +448,27 @@ class Mock:
         now = self.clock.now()
         ctx = {"job": self.engine.view(job), "base_url": request.base_url, "now": iso(now),
                "now_ms": int(now * 1000), "request": ctx_request, "tenant": job.tenant}
-        headers = [(name, str(h(ctx))) for name, h in rdef.headers.items()]
-        if extra:
-            headers.extend(extra)
+        extra = list(extra or ())
         spec = self.spec
         if (rdef.retry_after and spec.retry_after_seconds is not None
                 and self.engine.role(job) in spec.retry_after_roles):
-            headers.append(("Retry-After", str(spec.retry_after_seconds)))
-        return json_response(rdef.status, rdef.body(ctx), headers)
+            extra.append(("Retry-After", str(spec.retry_after_seconds)))
+        return self._respond(rdef, ctx, extra)
 
     def _status(self, op: Operation, request: Request, tenant: str | None,
                 params: dict[str, Any], ctx_request: dict[str, Any],
                 info: dict[str, Any]) -> Response:
+        job = self._job_for(op, params, tenant, info)
+        self.engine.read(job)
+        info["job_status"] = job.status
+        response = self.render_job(self.spec.status, job, request, ctx_request)
+        if self.answer_hooks:
+            response = self._answer(JobAnswer("status", op, job, request, ctx_request, response))
+        return response
+
+    def _job_for(self, op: Operation, params: Mapping[str, Any], tenant: str | None,
+                 info: dict[str, Any]) -> Job:
+        """The job a status, cancel or delete operation names; raises as the spec says."""
         assert op.job_id_param is not None
         job_id = str(params[op.job_id_param])
         job = self.engine.get(job_id)
@@ -444,11 +483,74 @@ class Mock:
             raise ForeignJob(f"job {job_id} belongs to another tenant",
                              error_name=self.spec.auth.foreign_job)
         info["job_id"] = job.id
-        self.engine.read(job)
+        return job
+
+    def _cancel(self, op: Operation, request: Request, tenant: str | None,
+                params: dict[str, Any], ctx_request: dict[str, Any],
+                info: dict[str, Any]) -> Response:
+        job = self._job_for(op, params, tenant, info)
+        assert op.cancel_to is not None
+        moved = self.engine.cancel(job, op.cancel_to, op.cancel_via)
         info["job_status"] = job.status
-        response = self.render_job(self.spec.status, job, request, ctx_request)
-        if self.answer_hooks:
-            response = self._answer(JobAnswer("status", op, job, request, ctx_request, response))
+        if not moved and op.when_terminal_error is not None:
+            raise JobEnded(f"job {job.id} has already ended ({job.status})",
+                           error_name=op.when_terminal_error)
+        return self.render_job(op.answer or self.spec.status, job, request, ctx_request)
+
+    def _list(self, op: Operation, request: Request, tenant: str | None,
+              query: Mapping[str, Any], ctx_request: dict[str, Any]) -> Response:
+        paging = op.paging
+        assert paging is not None and op.answer is not None
+        raw_limit = query.get(paging.limit_param)
+        limit = paging.default_limit
+        if raw_limit is not None:
+            try:
+                limit = int(raw_limit)
+            except (TypeError, ValueError):
+                raise ValidationFailed(f"{paging.limit_param} must be an integer") from None
+            if not 1 <= limit <= paging.max_limit:
+                raise ValidationFailed(f"{paging.limit_param} must be between 1 and "
+                                       f"{paging.max_limit}")
+        cursor = query.get(paging.cursor_param)
+        after = None
+        if cursor:
+            after = str(cursor)
+            if paging.style == "token":
+                try:
+                    after = base64.urlsafe_b64decode(after.encode() + b"==").decode()
+                except (binascii.Error, UnicodeDecodeError, ValueError):
+                    raise ValidationFailed(f"{paging.cursor_param} is not a page token") from None
+            known = self.engine.get(after)
+            if known is None or known.tenant != tenant:
+                raise ValidationFailed(f"{paging.cursor_param} names no job of yours")
+        where = {field: str(query[param]) for param, field in op.filters.items()
+                 if query.get(param) not in (None, "")}
+        jobs, more = self.engine.page(tenant, limit=limit, after=after, where=where)
+        item = self.spec.renders[op.item_render] if op.item_render else self.spec.status.body
+        assert item is not None
+        now = self.clock.now()
+        base = {"base_url": request.base_url, "now": iso(now), "now_ms": int(now * 1000),
+                "request": ctx_request, "tenant": tenant}
+        items = [item({**base, "job": self.engine.view(j)}) for j in jobs]
+        last = jobs[-1].id if jobs else None
+        token = (base64.urlsafe_b64encode(last.encode()).decode().rstrip("=")
+                 if paging.style == "token" and last else last)
+        page = {"items": items, "has_more": more, "first_id": jobs[0].id if jobs else None,
+                "last_id": last, "next": token if more else None}
+        ctx = {**base, "page": page}
+        return self._respond(op.answer, ctx)
+
+    def _respond(self, rdef: ResponseDef, ctx: Mapping[str, Any],
+                 extra: list[tuple[str, str]] | None = None) -> Response:
+        """The answer a response definition gives in ``ctx``: its body (or none), headers."""
+        headers = [(name, str(h(ctx))) for name, h in rdef.headers.items()]
+        if extra:
+            headers.extend(extra)
+        if rdef.body is None:
+            return Response(rdef.status, headers, b"")
+        response = json_response(rdef.status, rdef.body(ctx), headers)
+        if rdef.content_type != "application/json":
+            response.headers[0] = ("content-type", rdef.content_type)
         return response
 
     # -- errors ----------------------------------------------------------------------------
@@ -472,6 +574,9 @@ class Mock:
             **exc.context,
         }
         headers = [(name, str(h(ctx))) for name, h in edef.headers.items()]
-        return json_response(edef.status, edef.body(ctx), headers)
+        response = json_response(edef.status, edef.body(ctx), headers)
+        if edef.content_type != "application/json":
+            response.headers[0] = ("content-type", edef.content_type)
+        return response
 
 

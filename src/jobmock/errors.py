@@ -11,6 +11,7 @@ The tree::
         ├── ForeignJob         another tenant's job      -> auth.foreign_job
         ├── JobNotFound        no such job               -> errors.not_found
         ├── ValidationFailed   bad body, path or query   -> errors.validation
+        ├── JobEnded           cancel of an ended job    -> the cancel's when_terminal error
         └── LimitExceeded      queue full or gate held   -> the limit's error
 
 Contract violations found by the contract suite are ``AssertionError`` subclasses
@@ -25,6 +26,7 @@ __all__ = [
     "ApiError",
     "ForeignJob",
     "InvalidCredentials",
+    "JobEnded",
     "JobNotFound",
     "JobmockError",
     "LimitExceeded",
@@ -89,6 +91,12 @@ class ValidationFailed(ApiError):
     """The body, a path parameter or a query parameter does not match its schema."""
 
     error_name = "validation"
+
+
+class JobEnded(ApiError):
+    """An operation that needs a running job (cancel) met one that has already ended."""
+
+    error_name = "conflict"
 
 
 class LimitExceeded(ApiError):

@@ -17,6 +17,8 @@ class JobStore(Protocol):
 
     def put(self, job: Job) -> None: ...
 
+    def delete(self, job_id: str) -> None: ...
+
     def __iter__(self) -> Iterator[Job]: ...
 
     def __len__(self) -> int: ...
@@ -35,6 +37,9 @@ class MemoryStore:
 
     def put(self, job: Job) -> None:
         self._jobs[job.id] = job
+
+    def delete(self, job_id: str) -> None:
+        self._jobs.pop(job_id, None)
 
     def __iter__(self) -> Iterator[Job]:
         return iter(list(self._jobs.values()))

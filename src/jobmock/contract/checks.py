@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from .client import Exchange
-from .context import Observation, SuiteContext
+from .context import JobRecord, Observation, SuiteContext
 from .specview import pointer_get
 from .violations import ContractViolation
 
@@ -59,6 +59,12 @@ def run_checks(ctx: SuiteContext, obs: Observation) -> None:
             except ContractViolation:
                 check.failures += 1
                 raise
+
+
+def observe_poll(ctx: SuiteContext, job: JobRecord, ex: Exchange) -> str:
+    """Judge a poll of ``job`` with the registered checks, then note it; its status word."""
+    run_checks(ctx, Observation("poll", ex, job))
+    return ctx.record_poll(job, ex)
 
 
 def fail(ctx: SuiteContext, check: str, detail: str) -> ContractViolation:

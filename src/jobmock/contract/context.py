@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import idsource
 from ..spec import ApiSpec, Operation
 from ..templates import render_string
 from .client import ContractClient, Exchange, Tenant
@@ -155,16 +156,8 @@ class SuiteContext:
     # -- helpers ---------------------------------------------------------------------------
 
     def job_id_of(self, op: Operation, ex: Exchange) -> str | None:
-        for source in op.job_id_from:
-            kind, _, where = source.partition(":")
-            if kind == "header":
-                value = ex.header(where)
-            else:
-                found, value = pointer_get(ex.json(), where)
-                value = value if found else None
-            if isinstance(value, str) and value:
-                return value
-        return None
+        body = ex.json() if any(s.startswith("body:") for s in op.job_id_from) else None
+        return idsource.read(op.job_id_from, ex.header, body)
 
     def job_type(self, op: Operation, params: dict[str, Any], body: Any) -> str:
         if op.job_type is None:

@@ -468,6 +468,13 @@ class _Builder:
                 out[key] = float(j[key])
         if "polls" in j:
             out["polls"] = int(j["polls"])
+        if "path" in j:
+            lc = self.spec.lifecycle
+            for i, word in enumerate(j["path"]):
+                if word not in lc.states or lc.is_terminal(word) or lc.states[word] == "queued":
+                    raise self.fail(f"{where}/path/{i}", f"a non-terminal status word after queued "
+                                                         f"from {sorted(lc.states)}, got {word!r}")
+            out["path"] = tuple(j["path"])
         if j.get("manual"):
             out["manual"] = True
         if "polls" in j and j.get("manual"):

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from .. import idsource
 from ..spec import Operation
 from ._common import _REF, MISSING, _escape, _repeat, _short, _text, compare, pointer_get
 from .format import Scenario, load_scenario
@@ -260,13 +261,8 @@ class StoryRunner:
     def _job_id(self, op: Operation, ex: Exchange) -> str | None:
         if ex.status is None or not 200 <= ex.status < 300:
             return None
-        for source in op.job_id_from:
-            kind, _, where = source.partition(":")
-            value: Any = ex.headers.get(where.lower()) if kind == "header" else (
-                pointer_get(ex.data, where) if kind == "body" else MISSING)
-            if isinstance(value, str) and value:
-                return value
-        return None
+        data = None if ex.data is MISSING else ex.data
+        return idsource.read(op.job_id_from, lambda name: ex.headers.get(name.lower()), data)
 
     # -- steps ---------------------------------------------------------------------------------
 
