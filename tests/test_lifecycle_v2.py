@@ -357,3 +357,48 @@ def test_page_tokens_are_opaque_and_round_trip(tmp_path: Path) -> None:
             break
         assert token not in ids and base64.urlsafe_b64decode(token + "==").decode() in ids
     assert seen == list(reversed(ids))
+
+
+def test_a_status_derived_from_the_body(tmp_path: Path) -> None:
+    """Google's shape: no status word, only `done` and which of response/error is set."""
+    doc = widened()
+    lc = doc["x-jobmock"]["lifecycle"]
+    lc.pop("status_pointer")
+    lc["status_from"] = [
+        {"when": {"/task/done": False}, "status": "PROCESSING"},
+        {"when": {"/task/done": True, "/task/error": {"present": True}}, "status": "FAILED"},
+        {"when": {"/task/done": True, "/task/response": {"present": True}}, "status": "COMPLETED"},
+    ]
+    spec = load(tmp_path, doc)
+    status_of = spec.lifecycle.status_of
+    assert status_of({"task": {"done": False}}) == "PROCESSING"
+    assert status_of({"task": {"done": True, "error": {"code": 2}}}) == "FAILED"
+    assert status_of({"task": {"done": True, "response": {}, "error": None}}) == "COMPLETED"
+    assert status_of({"task": {}}) is None
+    assert spec.lifecycle.status_pointers == ("/task/done", "/task/error", "/task/response")
+    lc["status_from"][0]["status"] = "NOPE"
+    with pytest.raises(SpecError) as caught:
+        load(tmp_path, doc)
+    assert caught.value.key == "/x-jobmock/lifecycle/status_from/0/status"
+    lc["status_pointer"] = "/task/status"
+    with pytest.raises(SpecError):
+        load(tmp_path, doc)
+
+
+def test_a_placeholder_the_mock_cannot_fill_fails_at_load() -> None:
+    with pytest.raises(SpecError, match=r"\{request\.query\.api-version\}"):
+        compile_template({"v": "{request.query.api-version}"}, "f.yaml", "/x-jobmock/render/s")
+    assert compile_template("{base_url}/x/{job.id}")({"base_url": "b", "job": {"id": 1}}) == "b/x/1"
+
+
+def test_validate_reports_every_schema_mistake_of_a_file(tmp_path: Path) -> None:
+    doc = widened()
+    x = doc["x-jobmock"]
+    x["timing"]["queued"] = "soon"
+    x["retry_after"]["seconds"] = "five"
+    x["ids"] = 7
+    with pytest.raises(SpecError) as caught:
+        load(tmp_path, doc)
+    keys = {p.key for p in caught.value.problems}
+    assert {"/x-jobmock/timing/queued", "/x-jobmock/retry_after/seconds", "/x-jobmock/ids"} <= keys
+    assert all(k in str(caught.value) for k in keys)

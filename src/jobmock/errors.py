@@ -44,11 +44,22 @@ class JobmockError(Exception):
 class SpecError(JobmockError):
     """A spec document is invalid. The message names the file, the key and what was expected."""
 
-    def __init__(self, file: str, key: str, expected: str) -> None:
+    def __init__(self, file: str, key: str, expected: str,
+                 more: tuple[SpecError, ...] = ()) -> None:
         self.file = file
         self.key = key
         self.expected = expected
-        super().__init__(f"{file}: at {key or '(root)'}: expected {expected}")
+        #: Further mistakes found in the same file, each with its own key.
+        self.more = more
+        text = f"{file}: at {key or '(root)'}: expected {expected}"
+        for other in more:
+            text += f"\n{other.file}: at {other.key or '(root)'}: expected {other.expected}"
+        super().__init__(text)
+
+    @property
+    def problems(self) -> tuple[SpecError, ...]:
+        """This mistake and every other one found with it."""
+        return (self, *self.more)
 
 
 class ScenarioError(SpecError):

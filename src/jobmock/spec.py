@@ -24,6 +24,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from .errors import SpecError
+from .pointers import find
 from .templates import Renderer, compile_template, render_string
 
 __all__ = [
@@ -79,7 +80,28 @@ class Lifecycle:
 
     states: Mapping[str, str]
     transitions: Mapping[str, frozenset[str]]
+    #: Where a body shows the status word ("" when ``status_from`` derives it).
     status_pointer: str
+    #: Rules that derive the status word from a body: (pointer -> condition, word), in order.
+    status_from: tuple[tuple[tuple[tuple[str, Any], ...], str], ...] = ()
+
+    def status_of(self, body: Any) -> Any:
+        """The status word a body shows: read at ``status_pointer``, or derived by the first
+        ``status_from`` rule whose conditions all hold (None when none does)."""
+        if not self.status_from:
+            found, value = find(body, self.status_pointer)
+            return value if found else None
+        for conditions, word in self.status_from:
+            if all(_holds(body, pointer, cond) for pointer, cond in conditions):
+                return word
+        return None
+
+    @property
+    def status_pointers(self) -> tuple[str, ...]:
+        """Every pointer the status is read from."""
+        if not self.status_from:
+            return (self.status_pointer,)
+        return tuple(dict.fromkeys(p for conds, _ in self.status_from for p, _ in conds))
 
     def role(self, word: str) -> str:
         return self.states[word]
@@ -109,6 +131,13 @@ class Lifecycle:
 
     def can_move(self, old: str, new: str) -> bool:
         return new in self.transitions.get(old, frozenset())
+
+
+def _holds(body: Any, pointer: str, cond: Any) -> bool:
+    found, value = find(body, pointer)
+    if isinstance(cond, dict) and set(cond) == {"present"}:
+        return (found and value is not None) is bool(cond["present"])
+    return found and value == cond
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,12 +436,21 @@ def _check_openapi(doc: dict[str, Any], file: str) -> None:
 
 
 def _check_schema(value: Any, schema: dict[str, Any], file: str, base: str) -> None:
+    """Raise one SpecError naming every key that breaks ``schema`` (best match first)."""
     validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
+    errors = sorted(validator.iter_errors(value), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
-        err = jsonschema.exceptions.best_match(errors)
-        assert err is not None
-        raise SpecError(file, base + _pointer(err.absolute_path).rstrip("/"), err.message)
+        best = jsonschema.exceptions.best_match(errors)
+        assert best is not None
+        found: dict[str, SpecError] = {}
+        for err in [best, *errors]:
+            # One mistake per key: a oneOf/anyOf failure lists its own best sub-error.
+            if err.context:
+                err = jsonschema.exceptions.best_match(err.context) or err
+            key = base + _pointer(err.absolute_path).rstrip("/")
+            found.setdefault(key, SpecError(file, key, err.message))
+        first, *rest = found.values()
+        raise SpecError(first.file, first.key, first.expected, tuple(rest))
 
 
 def build_spec(doc: dict[str, Any], file: str, default_name: str = "api") -> ApiSpec:
@@ -475,7 +513,13 @@ class _Builder:
                 if t not in states:
                     raise self.fail(where, f"{t!r} to be a status word from {sorted(states)}")
             transitions[word] = frozenset(targets)
-        return Lifecycle(states, transitions, lc["status_pointer"])
+        rules = []
+        for i, r in enumerate(lc.get("status_from") or ()):
+            if r["status"] not in states:
+                raise self.fail(f"/x-jobmock/lifecycle/status_from/{i}/status",
+                                f"a status word from lifecycle.states {sorted(states)}")
+            rules.append((tuple(r["when"].items()), r["status"]))
+        return Lifecycle(states, transitions, lc.get("status_pointer", ""), tuple(rules))
 
     def timing(self, lc: Lifecycle) -> Timing:
         t = self.ext["timing"]

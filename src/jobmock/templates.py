@@ -48,6 +48,7 @@ ROOTS = frozenset(
 _PLACEHOLDER = re.compile(
     r"\{([A-Za-z_][A-Za-z0-9_.]*)(?:\|([a-z0-9]+)(?::(-?[0-9]+(?:\.[0-9]+)?))?)?\}")
 _ROUTE_PARAM = re.compile(r"\{([^{}/]+)\}")
+_BRACED = re.compile(r"\{[^{}\s\"']+\}")
 _FILTERS: dict[str, Callable[[Any], Any]] = {
     "len": lambda v: len(v) if v is not None else None,
     "sha256": lambda v: hashlib.sha256(str(v).encode()).hexdigest() if v is not None else None,
@@ -123,8 +124,14 @@ def _resolver(name: str, filt: str | None, where: str, file: str,
 
 def render_string(text: str, file: str = "<template>", where: str = "",
                   roots: frozenset[str] = ROOTS) -> Renderer:
-    """Compile one string template."""
+    """Compile one string template. A ``{...}`` that is not a placeholder it can fill (a
+    name with ``-`` in it, say) is an error, not literal text."""
     matches = list(_PLACEHOLDER.finditer(text))
+    rest = _PLACEHOLDER.sub("", text)
+    bad = _BRACED.search(rest)
+    if bad:
+        raise SpecError(file, where, f"placeholders of the form {{root.name}} or {{root.name|filter}}"
+                                     f" (names of letters, digits, _ and .), got {bad.group(0)}")
     if not matches:
         return lambda ctx: text
     if len(matches) == 1 and matches[0].span() == (0, len(text)):

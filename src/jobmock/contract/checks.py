@@ -128,7 +128,7 @@ def check_submit(ctx: SuiteContext, obs: Observation) -> None:
 
 
 def _status_word(ctx: SuiteContext, body: Any) -> Any:
-    return pointer_get(body, ctx.spec.lifecycle.status_pointer)[1]
+    return ctx.spec.lifecycle.status_of(body)
 
 
 @register("poll_schema", "A poll's body breaks the status schema", "poll")
@@ -144,7 +144,8 @@ def check_poll_schema(ctx: SuiteContext, obs: Observation) -> None:
               f"the poll of job {job.id}")
     word = _status_word(ctx, body)
     if word not in ctx.spec.lifecycle.states:
-        raise fail(ctx, "poll_schema", f"status {word!r} at {ctx.spec.lifecycle.status_pointer} "
+        where = ", ".join(ctx.spec.lifecycle.status_pointers)
+        raise fail(ctx, "poll_schema", f"status {word!r} read at {where} "
                                        f"is not one of {sorted(ctx.spec.lifecycle.states)}")
     for pointer in view.status_pointers("job.id"):
         found, value = pointer_get(body, pointer)

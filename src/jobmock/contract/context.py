@@ -124,7 +124,7 @@ class SuiteContext:
         self.webhook_secret = webhook_secret
         self.jobs_by_id: dict[str, JobRecord] = {}
         self.unfinished: list[str] = []
-        self._terminal_pointers = [spec.lifecycle.status_pointer,
+        self._terminal_pointers = [*spec.lifecycle.status_pointers,
                                    *self.view.status_pointers("job.result"),
                                    *self.view.status_pointers("job.error")]
 
@@ -187,7 +187,7 @@ class SuiteContext:
     def record_poll(self, job: JobRecord, ex: Exchange) -> str:
         """Note what a poll of ``job`` showed (after the checks judged it); its status word."""
         body = ex.json()
-        word = str(pointer_get(body, self.spec.lifecycle.status_pointer)[1])
+        word = str(self.spec.lifecycle.status_of(body))
         job.statuses.append(word)
         job.last_body = body
         if self.view.is_terminal(word) and job.terminal is None:

@@ -117,7 +117,7 @@ class RoleRules(RuleBasedStateMachine):
         ex = ctx.client.call(op, tenant=job.tenant, params=params_for(ctx, op, job),
                              note="cancel" + (" a job that has ended" if ended else ""))
         after = ctx.poll(job, note="after the cancel")
-        word = pointer_get(after.json(), ctx.spec.lifecycle.status_pointer)[1] \
+        word = ctx.spec.lifecycle.status_of(after.json()) \
             if after.status == ctx.spec.status.status else None
         run_checks(ctx, Observation("cancel", ex, job, {
             "op": op, "ended_before": ended, "after": word}))

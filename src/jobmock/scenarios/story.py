@@ -324,7 +324,7 @@ class StoryRunner:
         query.update({k: str(self._interp(_text(v))) for k, v in (args.get("query") or {}).items()})
         ex = await self._exchange(args.get("as"), op.method, path, headers, query, MISSING, tenant)
         ex.job_id = ref.job_id
-        status = pointer_get(ex.data, self.spec.lifecycle.status_pointer)
+        status = self.spec.lifecycle.status_of(None if ex.data is MISSING else ex.data)
         word = f" ({status})" if isinstance(status, str) else ""
         return f"{args['job']}: {op.method} {path} -> {ex.summary()}{word}"
 
