@@ -402,3 +402,38 @@ def test_validate_reports_every_schema_mistake_of_a_file(tmp_path: Path) -> None
     keys = {p.key for p in caught.value.problems}
     assert {"/x-jobmock/timing/queued", "/x-jobmock/retry_after/seconds", "/x-jobmock/ids"} <= keys
     assert all(k in str(caught.value) for k in keys)
+
+
+def croma_with(tmp_path: Path, **wait: Any) -> ApiSpec:
+    doc: dict[str, Any] = yaml.safe_load((ROOT / "openapi" / "croma.yaml").read_text())
+    doc["x-jobmock"]["submit"]["wait"].update(wait)
+    doc["x-jobmock"]["errors"]["method_not_allowed"] = {
+        "status": 405, "body": {"error": {"type": "invalid_request_error",
+                                          "code": "method_not_allowed", "message": "{message}"}}}
+    return load(tmp_path, doc)
+
+
+def test_the_applied_header_only_on_the_answers_the_spec_names(tmp_path: Path) -> None:
+    spec = croma_with(tmp_path, applied_on=[200], applied_default=True)
+    mock = Mock(spec, clock=VirtualClock())
+    headers = {"authorization": "Bearer sk_test_croma_org_a", "content-type": "application/json"}
+    body = {"document_type": "CC", "document_number": "12345678"}
+    op = spec.submit_operations[0]
+    path = op.path.replace("{source}", "sicaac")
+    pending = call(mock, "POST", path, body, {**headers, "prefer": "wait=0"})
+    assert pending.status == 202 and pending.header("preference-applied") is None
+    held = mock.dispatch(Request("POST", path, headers=headers, body=json.dumps(body).encode()))
+    assert hasattr(held, "finish")
+    mock.engine.advance_clock(120)
+    done = held.finish()  # type: ignore[union-attr]
+    assert done.status == 200
+    assert done.header("preference-applied") == f"wait={int(op.wait.default)}"
+
+
+def test_405_in_the_apis_error_shape_when_the_spec_names_one(tmp_path: Path) -> None:
+    spec = croma_with(tmp_path)
+    mock = Mock(spec, clock=VirtualClock())
+    r = call(mock, "DELETE", spec.submit_operations[0].path.replace("{source}", "sicaac"),
+             headers={"authorization": "Bearer sk_test_croma_org_a"})
+    assert r.status == 405 and r.json()["error"]["code"] == "method_not_allowed"
+    assert r.header("allow") == "POST"

@@ -298,8 +298,15 @@ class Mock:
         op, raw_params, exists = self.route(request.method, request.path)
         if op is None:
             if exists:
+                allow = ("Allow", ", ".join(self.allowed_methods(request.path)))
+                if "method_not_allowed" in self.spec.errors:
+                    response = self.error_response(
+                        ApiError(f"method {request.method} not allowed",
+                                 error_name="method_not_allowed"), request, info)
+                    response.headers.append(allow)
+                    return response
                 return json_response(405, {"error": f"method {request.method} not allowed"},
-                                     [("Allow", ", ".join(self.allowed_methods(request.path)))])
+                                     [allow])
             raise JobNotFound(f"no operation at {request.method} {request.path}")
         info["operation"] = op.operation_id
         tenant = self.authenticate(request) if op.secured else None
@@ -422,7 +429,7 @@ class Mock:
                     return 0.0, None
                 if "wait" in lowered:
                     return policy.max, int(policy.max)
-        return policy.default, None
+        return policy.default, (int(policy.default) if policy.applied_default else None)
 
     def pick_response(self, responses: Mapping[str, ResponseDef], job: Job) -> ResponseDef:
         """The submit answer for the job's state: its word, its role, 'terminal', else 'pending'."""
@@ -435,6 +442,9 @@ class Mock:
     def _submit_response(self, op: Operation, job: Job, request: Request,
                          ctx_request: dict[str, Any], extra: list[tuple[str, str]]) -> Response:
         rdef = self.pick_response(op.responses, job)
+        if op.wait.applied_on and rdef.status not in op.wait.applied_on and op.wait.applied_header:
+            name = op.wait.applied_header.lower()
+            extra = [(k, v) for k, v in extra if k.lower() != name]
         response = self.render_job(rdef, job, request, ctx_request, extra)
         if self.answer_hooks:
             response = self._answer(JobAnswer("submit", op, job, request, ctx_request, response,

@@ -195,6 +195,10 @@ class WaitPolicy:
     #: Body switches: (pointer, value, wait), checked before the query switches.
     body: tuple[tuple[str, Any, float], ...] = ()
     respond_async: bool = False
+    #: Answer statuses that carry ``applied_header`` (empty: every answer).
+    applied_on: frozenset[int] = frozenset()
+    #: Echo the default wait in ``applied_header`` when no Prefer wait parses.
+    applied_default: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -668,6 +672,8 @@ class _Builder:
             callback_skips_wait=bool(w.get("callback_skips_wait", False)),
             body=tuple((b["pointer"], b["value"], float(b["wait"])) for b in w.get("body", [])),
             respond_async=bool(w.get("respond_async", False)),
+            applied_on=frozenset(int(x) for x in w.get("applied_on", ())),
+            applied_default=bool(w.get("applied_default", False)),
         )
 
     def limits(self, errors: Mapping[str, ErrorDef], lc: Lifecycle) -> Limits:
