@@ -18,6 +18,7 @@ values are read from the spec wherever the spec states them.
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 import time
@@ -239,24 +240,32 @@ def test_the_state_machine_passes_on_its_own_mock(spec: ApiSpec) -> None:
     assert wanted <= ran, f"checks that never ran: {sorted(wanted - ran)}"
 
 
-def _contract_cli(path: Path) -> None:
+def _contract_cli(path: Path) -> subprocess.CompletedProcess[str]:
     """``jobmock contract FILE`` as a user runs it: the state machine and schemathesis's
     stateless phase on every operation, against a mock the suite starts itself."""
-    proc = subprocess.run([sys.executable, "-m", "jobmock.cli", "contract", str(path)],
+    return subprocess.run([sys.executable, "-m", "jobmock.cli", "contract", str(path)],
                           capture_output=True, text=True, timeout=900, cwd=ROOT)
-    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
 
 
 def test_jobmock_contract_passes_azure() -> None:
-    _contract_cli(AZURE_FILE)
+    proc = _contract_cli(AZURE_FILE)
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
 
 
-@pytest.mark.xfail(reason="model bug: the list operation answers an `after` that names no job of "
-                          "the caller with 400, so schemathesis's positive_data_acceptance "
-                          "(ST202) fails GET /v1/batches on a schema-valid cursor: the mock "
-                          "fails its own contract. Remove this mark once fixed.")
+#: A known model bug, reported with issue 13: the list operation answers a cursor (`after`)
+#: that names no job of the caller with the validation error (400), so schemathesis's
+#: positive_data_acceptance (ST202) rejects the mock's answer to a schema-valid request.
+LIST_CURSOR_BUG = ("test_stateless[", "openai-batch.yaml:GET /v1/batches]")
+
+
 def test_jobmock_contract_passes_openai() -> None:
-    _contract_cli(OPENAI_FILE)
+    proc = _contract_cli(OPENAI_FILE)
+    out = proc.stdout
+    failed = [line for line in out.splitlines() if line.startswith("FAILED ")]
+    if (proc.returncode != 0 and len(failed) == 1 and all(p in failed[0] for p in LIST_CURSOR_BUG)
+            and "ST202" in out and "names no job of yours" in out):
+        pytest.xfail("known model bug: an unknown `after` cursor is answered 400 (ST202)")
+    assert proc.returncode == 0, out[-6000:] + proc.stderr[-2000:]
 
 
 # -- OpenAI Batch API ---------------------------------------------------------------------------
@@ -452,11 +461,13 @@ def test_openai_cancel_after_the_end_is_refused_and_changes_nothing(
         make_api: Callable[..., Api], word: str) -> None:
     api = make_api(OPENAI)
     cancel_op = only(OPENAI, "cancel")
-    path = next(p for p in graph_paths(OPENAI) | cancel_paths(OPENAI) if p[-1] == word)
-    api.plan_next(path=path[1:-1], outcome=word)
-    batch_id = batch(api)["id"]
-    if word == cancel_op.cancel_to:
+    if word == cancel_op.cancel_to:  # ended by a cancel
+        batch_id = batch(api)["id"]
         assert api.client.post(cancel_url(batch_id), headers=api.creds()).status_code == 200
+    else:  # ended on its own
+        path = next(p for p in sorted(graph_paths(OPENAI)) if p[-1] == word)
+        api.plan_next(path=path[1:-1], outcome=word)
+        batch_id = batch(api)["id"]
     _, last = api.walk(batch_url(batch_id))
     assert last.json()["status"] == word
     r = api.client.post(cancel_url(batch_id), headers=api.creds())
@@ -763,3 +774,98 @@ def test_jobmock_serve_walks_an_openai_batch_over_http() -> None:
         proc.terminate()
         proc.communicate(timeout=10)
 
+
+
+# -- model bugs met while writing these specs (issue 13) ------------------------------------------
+# Strict xfails: each names the bug; a fix shows up as an XPASS, to turn into a plain test.
+
+
+def _legal(spec: ApiSpec, words: list[str]) -> list[tuple[str, str]]:
+    """The moves of ``words`` that lifecycle.transitions does not allow."""
+    return [(a, b) for a, b in itertools.pairwise(words)
+            if not spec.lifecycle.can_move(a, b)]
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="bug: forcing a running-role word on a job whose drawn path is empty "
+                          "(drawn to fail while validating) ends the job, answered 200")
+def test_bug_forcing_a_running_word_never_ends_the_job(make_api: Callable[..., Api]) -> None:
+    api = make_api(OPENAI)
+    for _ in range(500):
+        batch_id = batch(api)["id"]
+        if not api.control(batch_id)["planned"]["path"]:
+            break
+    else:
+        pytest.fail("no batch was drawn to fail while validating")
+    r = api.force(batch_id, "in_progress")
+    assert r.status_code != 200 or r.json()["status"] == "in_progress", r.json()["status"]
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="bug: a forced state off the job's path (cancelling) ends in the job's "
+                          "drawn outcome (cancelling -> completed), not by that state's flow next")
+def test_bug_a_forced_transient_state_ends_by_its_own_next(make_api: Callable[..., Api]) -> None:
+    api = make_api(OPENAI)
+    batch_id = batch(api)["id"]
+    assert api.force(batch_id, "cancelling").status_code == 200
+    api.advance(3600)
+    history = api.history(batch_id)
+    assert not _legal(OPENAI, history), history
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="bug: a JobPlan whose path or outcome breaks lifecycle.transitions is "
+                          "accepted and walked (validating -> finalizing; finalizing -> expired)")
+@pytest.mark.parametrize("plan", [{"path": ("finalizing",), "outcome": "completed"},
+                                  {"path": ("in_progress",), "outcome": "completed"},
+                                  {"path": ("in_progress", "finalizing"), "outcome": "expired"}],
+                         ids=["bad-path", "outcome-unreachable", "outcome-off-graph"])
+def test_bug_a_plan_that_breaks_the_transitions_is_refused(make_api: Callable[..., Api],
+                                                           plan: dict[str, Any]) -> None:
+    api = make_api(OPENAI)
+    api.plan_next(**plan)
+    try:
+        batch_id = batch(api)["id"]
+    except ValueError:
+        return  # refused: what it should do
+    api.advance(3600)
+    history = api.history(batch_id)
+    assert not _legal(OPENAI, history), history
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="bug: a scenario job rule's outcome is judged from the first running "
+                          "word (in_progress), not from the end of its path")
+def test_bug_a_scenario_can_force_the_documented_completed_path() -> None:
+    from jobmock.errors import ScenarioError
+    from jobmock.scenarios import load_scenario
+
+    source = {"api": str(OPENAI_FILE), "name": "completes-via-finalizing", "description": "d",
+              "rules": [{"match": {"operation": "createBatch"},
+                         "job": {"path": ["in_progress", "finalizing"], "outcome": "completed"}}]}
+    try:
+        load_scenario(source)
+    except ScenarioError as exc:
+        raise AssertionError(str(exc)) from exc
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="bug: cancel ignores lifecycle.transitions: a state with no move to the "
+                          "cancel's `via` is cancelled anyway (and the spec cannot say what a "
+                          "cancel of such a state answers)")
+def test_bug_cancel_obeys_the_transitions(tmp_path: Path, make_api: Callable[..., Api]) -> None:
+    text = OPENAI_FILE.read_text().replace("finalizing: [completed, cancelling]",
+                                           "finalizing: [completed]")
+    assert "finalizing: [completed]" in text
+    variant = tmp_path / "openai-batch-no-cancel-while-finalizing.yaml"
+    variant.write_text(text)
+    spec = load_spec(variant)
+    api = make_api(spec)
+    api.plan_next(path=("in_progress", "finalizing"), outcome="completed")
+    batch_id = batch(api)["id"]
+    while api.word(api.client.get(batch_url(batch_id), headers=api.creds()).json()) != "finalizing":
+        api.advance(poll_step(spec))
+    api.client.post(cancel_url(batch_id), headers=api.creds())
+    api.advance(3600)
+    history = api.history(batch_id)
+    assert not _legal(spec, history), history

@@ -315,7 +315,10 @@ class Mock:
         exempt = None
         if self.allow_private_callbacks and op.role == "submit" and self.spec.webhooks is not None:
             exempt = self.spec.webhooks.url_pointer
-        params, query, body = validator.validate(raw_params, request, exempt)
+        try:
+            params, query, body = validator.validate(raw_params, request, exempt)
+        except ValidationFailed as exc:
+            raise self._malformed_id(op, exc) from None
         ctx_request = {"method": request.method, "path": request.path,
                        "path_template": op.path, "params": params, "query": query, "body": body}
         if op.role == "submit":
@@ -331,6 +334,9 @@ class Mock:
             return self.render_job(op.answer, job, request, ctx_request)
         if op.role == "list":
             return self._list(op, request, tenant, query, ctx_request)
+        if op.role == "wait":
+            return self._hold_until_done(op, request, tenant, params, query, body, ctx_request,
+                                         info)
         # An operation the spec describes but gives no job role: documented, not simulated.
         return json_response(501, {"error": f"{op.operation_id} is described by the spec but has "
                                             f"no x-jobmock role, so the mock does not simulate it"})
@@ -476,6 +482,19 @@ class Mock:
             response = self._answer(JobAnswer("status", op, job, request, ctx_request, response))
         return response
 
+    def _malformed_id(self, op: Operation, exc: ValidationFailed) -> ApiError:
+        """A path parameter that breaks its schema names no job: where the operation
+        documents the not-found answer and not the validation one, answer not found."""
+        if exc.context.get("cause") != "path" or op.job_id_param is None:
+            return exc
+        codes = op.documented_statuses
+        validation = self.spec.errors.get(exc.error_name)
+        not_found = self.spec.errors.get("not_found")
+        if (validation is not None and not_found is not None
+                and str(validation.status) not in codes and str(not_found.status) in codes):
+            return JobNotFound(exc.message)
+        return exc
+
     def _job_for(self, op: Operation, params: Mapping[str, Any], tenant: str | None,
                  info: dict[str, Any]) -> Job:
         """The job a status, cancel or delete operation names; raises as the spec says."""
@@ -507,6 +526,23 @@ class Mock:
                            error_name=op.when_terminal_error)
         return self.render_job(op.answer or self.spec.status, job, request, ctx_request)
 
+    def _hold_until_done(self, op: Operation, request: Request, tenant: str | None,
+                         params: dict[str, Any], query: Mapping[str, Any], body: Any,
+                         ctx_request: dict[str, Any], info: dict[str, Any]) -> Response | Suspend:
+        """A wait operation (AIP-151 ``:wait``): hold until the job ends or the wait runs out,
+        then answer with the job as it is."""
+        job = self._job_for(op, params, tenant, info)
+        wait, _ = self._wait_for(op, request, query, body)
+
+        def finish() -> Response:
+            self.engine.run_due()
+            info["job_status"] = job.status
+            return self.render_job(op.answer or self.spec.status, job, request, ctx_request)
+
+        if wait > 0 and not self.engine.is_terminal(job):
+            return Suspend(job, self.clock.now() + wait, finish)
+        return finish()
+
     def _list(self, op: Operation, request: Request, tenant: str | None,
               query: Mapping[str, Any], ctx_request: dict[str, Any]) -> Response:
         paging = op.paging
@@ -529,13 +565,16 @@ class Mock:
                 try:
                     after = base64.urlsafe_b64decode(after.encode() + b"==").decode()
                 except (binascii.Error, UnicodeDecodeError, ValueError):
-                    raise ValidationFailed(f"{paging.cursor_param} is not a page token") from None
-            known = self.engine.get(after)
-            if known is None or known.tenant != tenant:
-                raise ValidationFailed(f"{paging.cursor_param} names no job of yours")
+                    after = ""
         where = {field: str(query[param]) for param, field in op.filters.items()
                  if query.get(param) not in (None, "")}
-        jobs, more = self.engine.page(tenant, limit=limit, after=after, where=where)
+        known = self.engine.get(after) if after else None
+        if after is not None and (known is None or known.tenant != tenant):
+            # A cursor that names none of the caller's jobs (expired, forged, another
+            # tenant's) gives an empty last page, as list endpoints commonly do.
+            jobs, more = [], False
+        else:
+            jobs, more = self.engine.page(tenant, limit=limit, after=after, where=where)
         item = self.spec.renders[op.item_render] if op.item_render else self.spec.status.body
         assert item is not None
         now = self.clock.now()

@@ -792,7 +792,7 @@ class _Builder:
                     if not kw["job_id_from"]:
                         raise self.fail(xw + "/job_id_from",
                                         "where a client finds the job id (here or under x-jobmock/submit)")
-                elif role in ("status", "cancel", "delete"):
+                elif role in ("status", "cancel", "delete", "wait"):
                     pnames = {p.name for p in params if p.location == "path"}
                     jp = x.get("job_id_param")
                     if jp is None or jp not in pnames:
@@ -809,6 +809,10 @@ class _Builder:
                         kw["answer"] = self.response(
                             x.get("response") or {"status": 204, "render": None}, renders,
                             xw + "/response")
+                    elif role == "wait":
+                        kw["wait"] = self.wait(x.get("wait") or {"default": 30, "max": 30})
+                        if x.get("response"):
+                            kw["answer"] = self.response(x["response"], renders, xw + "/response")
                 elif role == "list":
                     kw = self.listing(x, xw, renders, params)
                 ops.append(Operation(

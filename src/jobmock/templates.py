@@ -43,7 +43,7 @@ Renderer = Callable[[Mapping[str, Any]], Any]
 #: The names a placeholder may start with.
 ROOTS = frozenset(
     {"job", "base_url", "now", "now_ms", "request", "message", "conflict", "event", "tenant",
-     "item", "index", "page"}
+     "item", "index", "page", "cause"}
 )
 _PLACEHOLDER = re.compile(
     r"\{([A-Za-z_][A-Za-z0-9_.]*)(?:\|([a-z0-9]+)(?::(-?[0-9]+(?:\.[0-9]+)?))?)?\}")

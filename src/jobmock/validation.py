@@ -134,19 +134,22 @@ class OperationValidator:
             raw = source.get(p.name)
             if raw is None:
                 if p.required:
-                    raise ValidationFailed(f"{p.location} parameter {p.name} is required")
+                    raise ValidationFailed(f"{p.location} parameter {p.name} is required",
+                                           context={"cause": p.location})
                 continue
             value = _coerce(raw, p.schema)
             err = best_match(validator.iter_errors(value))
             if err is not None:
-                raise ValidationFailed(_describe(err, f"{p.location} parameter {p.name}"))
+                raise ValidationFailed(_describe(err, f"{p.location} parameter {p.name}"),
+                                       context={"cause": p.location})
             (params if p.location == "path" else query)[p.name] = value
         body = None
         if request.body.strip():
             try:
                 body = json.loads(request.body)
             except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-                raise ValidationFailed(f"request body is not valid JSON: {exc}") from exc
+                raise ValidationFailed(f"request body is not valid JSON: {exc}",
+                                       context={"cause": "json"}) from exc
         if self.body is not None:
             if body is None and self.op.body_required:
                 raise ValidationFailed("request body is required")
@@ -154,5 +157,5 @@ class OperationValidator:
                 checked = _with_placeholder_url(body, exempt_url) if exempt_url else body
                 err = best_match(self.body.iter_errors(checked))
                 if err is not None:
-                    raise ValidationFailed(_describe(err, "body"))
+                    raise ValidationFailed(_describe(err, "body"), context={"cause": "body"})
         return params, query, body
