@@ -252,20 +252,9 @@ def test_jobmock_contract_passes_azure() -> None:
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
 
 
-#: A known model bug, reported with issue 13: the list operation answers a cursor (`after`)
-#: that names no job of the caller with the validation error (400), so schemathesis's
-#: positive_data_acceptance (ST202) rejects the mock's answer to a schema-valid request.
-LIST_CURSOR_BUG = ("test_stateless[", "openai-batch.yaml:GET /v1/batches]")
-
-
 def test_jobmock_contract_passes_openai() -> None:
     proc = _contract_cli(OPENAI_FILE)
-    out = proc.stdout
-    failed = [line for line in out.splitlines() if line.startswith("FAILED ")]
-    if (proc.returncode != 0 and len(failed) == 1 and all(p in failed[0] for p in LIST_CURSOR_BUG)
-            and "ST202" in out and "names no job of yours" in out):
-        pytest.xfail("known model bug: an unknown `after` cursor is answered 400 (ST202)")
-    assert proc.returncode == 0, out[-6000:] + proc.stderr[-2000:]
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
 
 
 # -- OpenAI Batch API ---------------------------------------------------------------------------
@@ -394,8 +383,7 @@ def test_openai_times_are_epoch_seconds_and_expire_a_day_after_creation(
 
 def test_openai_times_per_state(make_api: Callable[..., Api]) -> None:
     """Each time field is null until the batch enters its state, then the second it did
-    (the mock's history), and keeps it. Assumed in the spec (the mock keeps no time per
-    state): once completed, finalizing_at is the completion time."""
+    (the mock's history, read with ``{job.entered_s.<word>}``), and keeps it."""
     api = make_api(OPENAI)
     api.plan_next(path=("in_progress", "finalizing"), outcome="completed")
     batch_id = batch(api)["id"]
@@ -408,8 +396,6 @@ def test_openai_times_per_state(make_api: Callable[..., Api]) -> None:
         for word, field in ENTERED.items():
             if word not in at:
                 assert body[field] is None, (body["status"], field)
-            elif word == "finalizing" and body["status"] == "completed":
-                assert body[field] == at["completed"]
             else:
                 assert body[field] == at[word], (body["status"], field, body[field], at)
         if OPENAI.lifecycle.is_terminal(body["status"]):
@@ -559,9 +545,11 @@ def test_openai_list_is_newest_first_and_pages_with_after_and_limit(
     assert pages == [newest_first[0:3], newest_first[3:6], newest_first[6:7]]
     # Never another project's batch, either way round.
     assert [b["id"] for b in listing(api, tenant=1)["data"]] == theirs[::-1]
-    r = api.client.get(only(OPENAI, "list").path, params={"after": theirs[0]},
-                       headers=api.creds(0))
-    assert r.status_code == 400  # Assumed in the spec: a cursor naming no batch of yours
+    # Assumed in the spec: a cursor naming no batch of yours gives an empty last page.
+    for cursor in (theirs[0], "batch_unknown"):
+        page = listing(api, after=cursor)
+        assert (page["data"], page["has_more"], page["first_id"], page["last_id"]) == \
+            ([], False, None, None)
 
 
 def test_openai_list_agrees_with_get(make_api: Callable[..., Api]) -> None:
@@ -777,7 +765,7 @@ def test_jobmock_serve_walks_an_openai_batch_over_http() -> None:
 
 
 # -- model bugs met while writing these specs (issue 13) ------------------------------------------
-# Strict xfails: each names the bug; a fix shows up as an XPASS, to turn into a plain test.
+# Regressions of model bugs found while writing these specs (once strict xfails).
 
 
 def _legal(spec: ApiSpec, words: list[str]) -> list[tuple[str, str]]:
@@ -786,10 +774,7 @@ def _legal(spec: ApiSpec, words: list[str]) -> list[tuple[str, str]]:
             if not spec.lifecycle.can_move(a, b)]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="bug: forcing a running-role word on a job whose drawn path is empty "
-                          "(drawn to fail while validating) ends the job, answered 200")
-def test_bug_forcing_a_running_word_never_ends_the_job(make_api: Callable[..., Api]) -> None:
+def test_regression_forcing_a_running_word_never_ends_the_job(make_api: Callable[..., Api]) -> None:
     api = make_api(OPENAI)
     for _ in range(500):
         batch_id = batch(api)["id"]
@@ -801,10 +786,7 @@ def test_bug_forcing_a_running_word_never_ends_the_job(make_api: Callable[..., A
     assert r.status_code != 200 or r.json()["status"] == "in_progress", r.json()["status"]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="bug: a forced state off the job's path (cancelling) ends in the job's "
-                          "drawn outcome (cancelling -> completed), not by that state's flow next")
-def test_bug_a_forced_transient_state_ends_by_its_own_next(make_api: Callable[..., Api]) -> None:
+def test_regression_a_forced_transient_state_ends_by_its_own_next(make_api: Callable[..., Api]) -> None:
     api = make_api(OPENAI)
     batch_id = batch(api)["id"]
     assert api.force(batch_id, "cancelling").status_code == 200
@@ -813,14 +795,11 @@ def test_bug_a_forced_transient_state_ends_by_its_own_next(make_api: Callable[..
     assert not _legal(OPENAI, history), history
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="bug: a JobPlan whose path or outcome breaks lifecycle.transitions is "
-                          "accepted and walked (validating -> finalizing; finalizing -> expired)")
 @pytest.mark.parametrize("plan", [{"path": ("finalizing",), "outcome": "completed"},
                                   {"path": ("in_progress",), "outcome": "completed"},
                                   {"path": ("in_progress", "finalizing"), "outcome": "expired"}],
                          ids=["bad-path", "outcome-unreachable", "outcome-off-graph"])
-def test_bug_a_plan_that_breaks_the_transitions_is_refused(make_api: Callable[..., Api],
+def test_regression_a_plan_that_breaks_the_transitions_is_refused(make_api: Callable[..., Api],
                                                            plan: dict[str, Any]) -> None:
     api = make_api(OPENAI)
     api.plan_next(**plan)
@@ -833,10 +812,7 @@ def test_bug_a_plan_that_breaks_the_transitions_is_refused(make_api: Callable[..
     assert not _legal(OPENAI, history), history
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="bug: a scenario job rule's outcome is judged from the first running "
-                          "word (in_progress), not from the end of its path")
-def test_bug_a_scenario_can_force_the_documented_completed_path() -> None:
+def test_regression_a_scenario_can_force_the_documented_completed_path() -> None:
     from jobmock.errors import ScenarioError
     from jobmock.scenarios import load_scenario
 
@@ -849,11 +825,7 @@ def test_bug_a_scenario_can_force_the_documented_completed_path() -> None:
         raise AssertionError(str(exc)) from exc
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="bug: cancel ignores lifecycle.transitions: a state with no move to the "
-                          "cancel's `via` is cancelled anyway (and the spec cannot say what a "
-                          "cancel of such a state answers)")
-def test_bug_cancel_obeys_the_transitions(tmp_path: Path, make_api: Callable[..., Api]) -> None:
+def test_regression_cancel_obeys_the_transitions(tmp_path: Path, make_api: Callable[..., Api]) -> None:
     text = OPENAI_FILE.read_text().replace("finalizing: [completed, cancelling]",
                                            "finalizing: [completed]")
     assert "finalizing: [completed]" in text

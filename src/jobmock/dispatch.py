@@ -522,8 +522,9 @@ class Mock:
         moved = self.engine.cancel(job, op.cancel_to, op.cancel_via)
         info["job_status"] = job.status
         if not moved and op.when_terminal_error is not None:
-            raise JobEnded(f"job {job.id} has already ended ({job.status})",
-                           error_name=op.when_terminal_error)
+            raise JobEnded(f"job {job.id} is {job.status} and can't be canceled",
+                           error_name=op.when_terminal_error,
+                           context={"job": self.engine.view(job)})
         return self.render_job(op.answer or self.spec.status, job, request, ctx_request)
 
     def _hold_until_done(self, op: Operation, request: Request, tenant: str | None,
@@ -569,6 +570,7 @@ class Mock:
         where = {field: str(query[param]) for param, field in op.filters.items()
                  if query.get(param) not in (None, "")}
         known = self.engine.get(after) if after else None
+        jobs: list[Job]
         if after is not None and (known is None or known.tenant != tenant):
             # A cursor that names none of the caller's jobs (expired, forged, another
             # tenant's) gives an empty last page, as list endpoints commonly do.

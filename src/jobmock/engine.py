@@ -24,7 +24,7 @@ from . import pointers
 from .clock import Clock
 from .errors import LimitExceeded
 from .ids import IdMaker
-from .lifecycle import draw_path
+from .lifecycle import draw_path, walk_from
 from .records import Advance, Event, Job, JobPlan, JobView, epoch_ms
 from .spec import TERMINAL_ROLES, ApiSpec, Operation
 from .store import JobStore, MemoryStore
@@ -372,7 +372,7 @@ class Engine:
                     self._finish(job, at, gate.claim_conflict)
                     return
         if not job.path:
-            job.started_at = at
+            # It ends straight from queued: it never ran, so it has no start time.
             self._finish(job, at, job.outcome)
             return
         job.started_at = at
@@ -411,15 +411,18 @@ class Engine:
         self._emit(Event("progress", job, job.updated_at, job.status, job.status))
 
     def _finish(self, job: Job, at: float, word: str) -> None:
-        """End ``job`` with the terminal status ``word``, through running if it must."""
+        """End ``job`` with the terminal status ``word``, through the states the transitions
+        require on the way (the shortest route), all at ``at``."""
         lc = self.spec.lifecycle
         spec = self.spec
         if lc.states[job.status] in TERMINAL_ROLES:
             return
-        if not lc.can_move(job.status, word) and lc.running and lc.can_move(job.status, lc.running):
-            job.started_at = job.started_at if job.started_at is not None else at
-            job.attempt_count = max(job.attempt_count, 1)
-            self._move(job, lc.running, at)
+        if not lc.can_move(job.status, word):
+            for step in (lc.route(job.status, word) or (word,))[:-1]:
+                if job.started_at is None:
+                    job.started_at = at
+                    job.attempt_count = max(job.attempt_count, 1)
+                self._move(job, step, at)
         role = lc.states[word]
         ctx = {"job": JobView(job, spec), "now": iso(at), "now_ms": epoch_ms(at), "tenant": job.tenant}
         if role == "completed":
@@ -492,34 +495,33 @@ class Engine:
             job.forced_result = result
         now = self.clock.now()
         if role in TERMINAL_ROLES:
-            reachable = lc.can_move(job.status, word) or (
-                lc.running is not None and lc.can_move(job.status, lc.running)
-                and lc.can_move(lc.running, word))
-            if not reachable:
+            if lc.route(job.status, word) is None:
                 raise ValueError(f"{job.status!r} cannot reach {word!r} by this API's transitions")
             if when == "scheduled":
-                if lc.running is not None and not lc.can_move(lc.running, word):
-                    raise ValueError(f"a scheduled outcome is reached from {lc.running!r}, "
-                                     f"which cannot move to {word!r}")
+                end = job.path[-1][0] if job.path else job.status
+                if not lc.can_move(end, word):
+                    raise ValueError(f"a scheduled outcome is reached from the job's last state "
+                                     f"{end!r}, which cannot move to {word!r}; force it now")
                 job.outcome = word
                 return job
             self._dequeue(job)
             self._finish(job, now, word)
         elif role != "queued":
+            route = lc.route(job.status, word) if job.status != word else None
+            if route is None:
+                raise ValueError(f"job {job_id} is {job.status}, which cannot move to {word!r} "
+                                 f"by this API's transitions")
             if self.role(job) == "queued":
                 limit = self.spec.limits.concurrency_max
                 if limit is not None and self._running.get(job.tenant, 0) >= limit:
                     raise ValueError(f"tenant {job.tenant!r} already runs {limit} jobs "
                                      f"(limits.concurrency.max)")
                 self._dequeue(job)
-                self._start(job, now)
-            elif job.status == word or not lc.can_move(job.status, word):
-                raise ValueError(f"job {job_id} is {job.status}, which cannot move to {word!r}")
-            if job.status != word and not self.is_terminal(job):
-                if not lc.can_move(job.status, word):
-                    raise ValueError(f"{job.status!r} cannot reach {word!r} by this API's "
-                                     f"transitions")
-                self._jump(job, word, now)
+                job.started_at = now
+                job.attempt_count += 1
+            for step in route[:-1]:
+                self._move(job, step, now)
+            self._jump(job, word, now)
         else:
             raise ValueError(f"cannot force a job back to {word!r}")
         return job
@@ -532,6 +534,8 @@ class Engine:
         self.run_due()
         if self.is_terminal(job) or (via is not None and job.status == via):
             return not self.is_terminal(job)
+        if not self.spec.lifecycle.can_move(job.status, via or to):
+            return False  # this state can't be canceled: answered like an ended job
         now = self.clock.now()
         self._dequeue(job)
         job.outcome = to
@@ -582,16 +586,19 @@ class Engine:
         return out, False
 
     def _jump(self, job: Job, word: str, at: float) -> None:
-        """Move a started job to the non-terminal ``word`` now, and go on from there: along
-        its path if ``word`` is on it, else to its outcome after that state's stay."""
+        """Move a job to the non-terminal ``word`` now, and go on from there: along its path
+        if ``word`` is on it, else along a continuation drawn from that state's own ``next``
+        (``timing.flow``) to an outcome it can reach."""
         job.gen += 1  # the old schedule no longer fires
         self._move(job, word, at)
-        if job.advance.mode != "time":
-            return
         index = next((i for i, (w, _) in enumerate(job.path) if w == word), None)
         if index is None:
+            rest, outcome = walk_from(self.spec, self.rng, word)
             step = self.spec.timing.flow.get(word)
-            self._push(at + (self.rng.uniform(*step.duration) if step else 0.0), _FINISH, job)
+            stay = self.rng.uniform(*(step.duration if step else self.spec.timing.running))
+            job.path, job.outcome, index = ((word, stay), *rest), outcome, 0
+        job.running_for = sum(d for _, d in job.path[index:])
+        if job.advance.mode != "time":
             return
         due = at
         for i in range(index + 1, len(job.path)):

@@ -119,6 +119,14 @@ class Job:
         }
 
 
+def _entered(job: Job, fmt: Callable[[float], Any]) -> dict[str, Any]:
+    """Status word -> when the job first entered it (``{job.entered_s.finalizing}``)."""
+    out: dict[str, Any] = {}
+    for word, at in job.history:
+        out.setdefault(word, fmt(at))
+    return out
+
+
 def epoch_s(t: float | None) -> int | None:
     """Whole epoch seconds (OpenAI's ``created_at``), or None."""
     return None if t is None else int(t)
@@ -146,6 +154,9 @@ _FIELDS: dict[str, Callable[[Job, ApiSpec], Any]] = {
     "updated_at_s": lambda j, s: epoch_s(j.updated_at),
     "started_at_s": lambda j, s: epoch_s(j.started_at),
     "completed_at_s": lambda j, s: epoch_s(j.completed_at),
+    "entered": lambda j, s: _entered(j, iso),
+    "entered_s": lambda j, s: _entered(j, epoch_s),
+    "entered_ms": lambda j, s: _entered(j, epoch_ms),
     "attempt_count": lambda j, s: j.attempt_count,
     "progress_pct": lambda j, s: j.progress_pct,
     "progress_message": lambda j, s: j.progress_message,

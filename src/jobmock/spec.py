@@ -132,6 +132,24 @@ class Lifecycle:
     def can_move(self, old: str, new: str) -> bool:
         return new in self.transitions.get(old, frozenset())
 
+    def route(self, old: str, new: str) -> tuple[str, ...] | None:
+        """The shortest run of moves from ``old`` to ``new`` (the words after ``old``, ending
+        with ``new``) by the transitions, trying them in the spec's order; None if none."""
+        frontier: list[tuple[str, ...]] = [()]
+        seen = {old}
+        while frontier:
+            nxt: list[tuple[str, ...]] = []
+            for trail in frontier:
+                here = trail[-1] if trail else old
+                for w in sorted(self.transitions.get(here, ()), key=list(self.states).index):
+                    if w == new:
+                        return (*trail, w)
+                    if w not in seen:
+                        seen.add(w)
+                        nxt.append((*trail, w))
+            frontier = nxt
+        return None
+
 
 def _holds(body: Any, pointer: str, cond: Any) -> bool:
     found, value = find(body, pointer)
