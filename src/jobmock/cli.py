@@ -92,6 +92,14 @@ def apis(api: str | None, as_json: bool, diagram: bool) -> None:
 
 
 @main.command()
+def reference() -> None:
+    """Print the x-jobmock reference (every key, from the schema that checks it)."""
+    from .reference import render
+
+    click.echo(render(), nl=False)
+
+
+@main.command()
 @click.argument("specs", nargs=-1, required=True)
 def validate(specs: tuple[str, ...]) -> None:
     """Check spec files (OpenAPI 3.1 and x-jobmock); name, file and key of each error."""

@@ -38,6 +38,7 @@ from .errors import (
     ApiError,
     ForeignJob,
     InvalidCredentials,
+    JobEnded,
     JobNotFound,
     RequestRefused,
     Unauthenticated,
@@ -143,7 +144,7 @@ def json_response(status: int, body: Any, headers: list[tuple[str, str]] | None 
 
 
 class _Route:
-    __slots__ = ("methods", "names", "pattern", "static")
+    __slots__ = ("literal", "methods", "names", "pattern", "static")
 
     def __init__(self, path: str) -> None:
         self.names = re.findall(r"\{([^}]+)\}", path)
@@ -151,6 +152,9 @@ class _Route:
         regex = "^" + re.sub(r"\\\{[^}]+\\\}", "([^/]*)", re.escape(path)) + "$"
         self.pattern = re.compile(regex)
         self.static = len([s for s in path.split("/") if s and "{" not in s])
+        #: Characters outside placeholders: `/v1/operations/{id}:cancel` outranks
+        #: `/v1/operations/{id}`, whatever their order in the file.
+        self.literal = len(re.sub(r"\{[^}]+\}", "", path))
         self.methods: dict[str, Operation] = {}
 
 
@@ -189,7 +193,7 @@ class Mock:
             else:
                 route = self._static.setdefault(op.path, _Route(op.path))
             route.methods[op.method] = op
-        self._dynamic.sort(key=lambda r: -r.static)
+        self._dynamic.sort(key=lambda r: (-r.static, -r.literal))
         self._credentials = spec.auth.credential_tenants
         #: Switched off only by a deliberate fault: another tenant's job is then answered.
         self.enforce_tenancy = True
@@ -300,8 +304,15 @@ class Mock:
         op, raw_params, exists = self.route(request.method, request.path)
         if op is None:
             if exists:
+                allow = ("Allow", ", ".join(self.allowed_methods(request.path)))
+                if "method_not_allowed" in self.spec.errors:
+                    response = self.error_response(
+                        ApiError(f"method {request.method} not allowed",
+                                 error_name="method_not_allowed"), request, info)
+                    response.headers.append(allow)
+                    return response
                 return json_response(405, {"error": f"method {request.method} not allowed"},
-                                     [("Allow", ", ".join(self.allowed_methods(request.path)))])
+                                     [allow])
             raise JobNotFound(f"no operation at {request.method} {request.path}")
         info["operation"] = op.operation_id
         tenant = self.authenticate(request) if op.secured else None
@@ -310,14 +321,31 @@ class Mock:
         exempt = None
         if self.allow_private_callbacks and op.role == "submit" and self.spec.webhooks is not None:
             exempt = self.spec.webhooks.url_pointer
-        params, query, body = validator.validate(raw_params, request, exempt)
+        try:
+            params, query, body = validator.validate(raw_params, request, exempt)
+        except ValidationFailed as exc:
+            raise self._malformed_id(op, exc) from None
         ctx_request = {"method": request.method, "path": request.path,
                        "path_template": op.path, "params": params, "query": query, "body": body}
         if op.role == "submit":
             return self._submit(op, request, tenant, params, query, body, ctx_request, info)
         if op.role == "status":
             return self._status(op, request, tenant, params, ctx_request, info)
-        return json_response(501, {"error": f"{op.operation_id} has no x-jobmock role"})
+        if op.role == "cancel":
+            return self._cancel(op, request, tenant, params, ctx_request, info)
+        if op.role == "delete":
+            job = self._job_for(op, params, tenant, info)
+            self.engine.delete(job)
+            assert op.answer is not None
+            return self.render_job(op.answer, job, request, ctx_request)
+        if op.role == "list":
+            return self._list(op, request, tenant, query, ctx_request)
+        if op.role == "wait":
+            return self._hold_until_done(op, request, tenant, params, query, body, ctx_request,
+                                         info)
+        # An operation the spec describes but gives no job role: documented, not simulated.
+        return json_response(501, {"error": f"{op.operation_id} is described by the spec but has "
+                                            f"no x-jobmock role, so the mock does not simulate it"})
 
     def authenticate(self, request: Request) -> str:
         """The tenant the request's credentials name; raises for missing or unknown ones."""
@@ -365,7 +393,7 @@ class Mock:
                                     callback_url=callback_url, request_context=ctx_request,
                                     base_url=request.base_url, plan=plan)
         info["job_id"] = job.id
-        wait, applied = self._wait_for(op, request, query)
+        wait, applied = self._wait_for(op, request, query, body)
         if callback_url is not None and op.wait.callback_skips_wait:
             # "Callback: 202 now" - the wait applied is none, whatever was asked.
             wait, applied = 0.0, (0 if applied is not None else None)
@@ -385,20 +413,35 @@ class Mock:
         return self._submit_response(op, job, request, ctx_request, extra)
 
     def _wait_for(self, op: Operation, request: Request, query: Mapping[str, Any],
-                  ) -> tuple[float, int | None]:
-        """Seconds to hold this submit, and the Prefer wait applied (None if none was asked)."""
+                  body: Any = None) -> tuple[float, int | None]:
+        """Seconds to hold this submit, and the Prefer wait applied (None if none was asked).
+
+        Body switches first, then query switches, then ``Prefer`` (RFC 7240: preferences are
+        comma separated, parameters after ``;`` are ignored; ``respond-async`` answers at
+        once and a bare ``wait`` waits the maximum when the spec allows), else the default.
+        """
         policy = op.wait
+        for pointer, value, wait in policy.body:
+            if pointers.get(body, pointer) == value:
+                return min(wait, policy.max) if policy.max else wait, None
         for param, value, wait in policy.query:
             got = request.query.get(param)
             if got is not None and str(got).lower() == value.lower():
                 return min(wait, policy.max) if policy.max else wait, None
         if policy.prefer_header:
-            for pref in request.headers.get("prefer", "").split(","):
+            prefs = [p.split(";", 1)[0].strip() for p in request.headers.get("prefer", "").split(",")]
+            for pref in prefs:
                 m = _PREFER_WAIT.match(pref)
                 if m:
                     applied = min(int(m.group(1)), int(policy.max))
                     return float(applied), applied
-        return policy.default, None
+            if policy.respond_async:
+                lowered = [p.lower() for p in prefs]
+                if "respond-async" in lowered:
+                    return 0.0, None
+                if "wait" in lowered:
+                    return policy.max, int(policy.max)
+        return policy.default, (int(policy.default) if policy.applied_default else None)
 
     def pick_response(self, responses: Mapping[str, ResponseDef], job: Job) -> ResponseDef:
         """The submit answer for the job's state: its word, its role, 'terminal', else 'pending'."""
@@ -411,6 +454,9 @@ class Mock:
     def _submit_response(self, op: Operation, job: Job, request: Request,
                          ctx_request: dict[str, Any], extra: list[tuple[str, str]]) -> Response:
         rdef = self.pick_response(op.responses, job)
+        if op.wait.applied_on and rdef.status not in op.wait.applied_on and op.wait.applied_header:
+            name = op.wait.applied_header.lower()
+            extra = [(k, v) for k, v in extra if k.lower() != name]
         response = self.render_job(rdef, job, request, ctx_request, extra)
         if self.answer_hooks:
             response = self._answer(JobAnswer("submit", op, job, request, ctx_request, response,
@@ -424,18 +470,40 @@ class Mock:
         now = self.clock.now()
         ctx = {"job": self.engine.view(job), "base_url": request.base_url, "now": iso(now),
                "now_ms": int(now * 1000), "request": ctx_request, "tenant": job.tenant}
-        headers = [(name, str(h(ctx))) for name, h in rdef.headers.items()]
-        if extra:
-            headers.extend(extra)
+        extra = list(extra or ())
         spec = self.spec
         if (rdef.retry_after and spec.retry_after_seconds is not None
                 and self.engine.role(job) in spec.retry_after_roles):
-            headers.append(("Retry-After", str(spec.retry_after_seconds)))
-        return json_response(rdef.status, rdef.body(ctx), headers)
+            extra.append(("Retry-After", str(spec.retry_after_seconds)))
+        return self._respond(rdef, ctx, extra)
 
     def _status(self, op: Operation, request: Request, tenant: str | None,
                 params: dict[str, Any], ctx_request: dict[str, Any],
                 info: dict[str, Any]) -> Response:
+        job = self._job_for(op, params, tenant, info)
+        self.engine.read(job)
+        info["job_status"] = job.status
+        response = self.render_job(self.spec.status, job, request, ctx_request)
+        if self.answer_hooks:
+            response = self._answer(JobAnswer("status", op, job, request, ctx_request, response))
+        return response
+
+    def _malformed_id(self, op: Operation, exc: ValidationFailed) -> ApiError:
+        """A path parameter that breaks its schema names no job: where the operation
+        documents the not-found answer and not the validation one, answer not found."""
+        if exc.context.get("cause") != "path" or op.job_id_param is None:
+            return exc
+        codes = op.documented_statuses
+        validation = self.spec.errors.get(exc.error_name)
+        not_found = self.spec.errors.get("not_found")
+        if (validation is not None and not_found is not None
+                and str(validation.status) not in codes and str(not_found.status) in codes):
+            return JobNotFound(exc.message)
+        return exc
+
+    def _job_for(self, op: Operation, params: Mapping[str, Any], tenant: str | None,
+                 info: dict[str, Any]) -> Job:
+        """The job a status, cancel or delete operation names; raises as the spec says."""
         assert op.job_id_param is not None
         job_id = str(params[op.job_id_param])
         job = self.engine.get(job_id)
@@ -450,11 +518,96 @@ class Mock:
             raise ForeignJob(f"job {job_id} belongs to another tenant",
                              error_name=self.spec.auth.foreign_job)
         info["job_id"] = job.id
-        self.engine.read(job)
+        return job
+
+    def _cancel(self, op: Operation, request: Request, tenant: str | None,
+                params: dict[str, Any], ctx_request: dict[str, Any],
+                info: dict[str, Any]) -> Response:
+        job = self._job_for(op, params, tenant, info)
+        assert op.cancel_to is not None
+        moved = self.engine.cancel(job, op.cancel_to, op.cancel_via)
         info["job_status"] = job.status
-        response = self.render_job(self.spec.status, job, request, ctx_request)
-        if self.answer_hooks:
-            response = self._answer(JobAnswer("status", op, job, request, ctx_request, response))
+        if not moved and op.when_terminal_error is not None:
+            raise JobEnded(f"job {job.id} is {job.status} and can't be canceled",
+                           error_name=op.when_terminal_error,
+                           context={"job": self.engine.view(job)})
+        return self.render_job(op.answer or self.spec.status, job, request, ctx_request)
+
+    def _hold_until_done(self, op: Operation, request: Request, tenant: str | None,
+                         params: dict[str, Any], query: Mapping[str, Any], body: Any,
+                         ctx_request: dict[str, Any], info: dict[str, Any]) -> Response | Suspend:
+        """A wait operation (AIP-151 ``:wait``): hold until the job ends or the wait runs out,
+        then answer with the job as it is."""
+        job = self._job_for(op, params, tenant, info)
+        wait, _ = self._wait_for(op, request, query, body)
+
+        def finish() -> Response:
+            self.engine.run_due()
+            info["job_status"] = job.status
+            return self.render_job(op.answer or self.spec.status, job, request, ctx_request)
+
+        if wait > 0 and not self.engine.is_terminal(job):
+            return Suspend(job, self.clock.now() + wait, finish)
+        return finish()
+
+    def _list(self, op: Operation, request: Request, tenant: str | None,
+              query: Mapping[str, Any], ctx_request: dict[str, Any]) -> Response:
+        paging = op.paging
+        assert paging is not None and op.answer is not None
+        raw_limit = query.get(paging.limit_param)
+        limit = paging.default_limit
+        if raw_limit is not None:
+            try:
+                limit = int(raw_limit)
+            except (TypeError, ValueError):
+                raise ValidationFailed(f"{paging.limit_param} must be an integer") from None
+            if not 1 <= limit <= paging.max_limit:
+                raise ValidationFailed(f"{paging.limit_param} must be between 1 and "
+                                       f"{paging.max_limit}")
+        cursor = query.get(paging.cursor_param)
+        after = None
+        if cursor:
+            after = str(cursor)
+            if paging.style == "token":
+                try:
+                    after = base64.urlsafe_b64decode(after.encode() + b"==").decode()
+                except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
+                    after = ""
+        where = {field: str(query[param]) for param, field in op.filters.items()
+                 if query.get(param) not in (None, "")}
+        known = self.engine.get(after) if after else None
+        jobs: list[Job]
+        if after is not None and (known is None or known.tenant != tenant):
+            # A cursor that names none of the caller's jobs (expired, forged, another
+            # tenant's) gives an empty last page, as list endpoints commonly do.
+            jobs, more = [], False
+        else:
+            jobs, more = self.engine.page(tenant, limit=limit, after=after, where=where)
+        item = self.spec.renders[op.item_render] if op.item_render else self.spec.status.body
+        assert item is not None
+        now = self.clock.now()
+        base = {"base_url": request.base_url, "now": iso(now), "now_ms": int(now * 1000),
+                "request": ctx_request, "tenant": tenant}
+        items = [item({**base, "job": self.engine.view(j)}) for j in jobs]
+        last = jobs[-1].id if jobs else None
+        token = (base64.urlsafe_b64encode(last.encode()).decode().rstrip("=")
+                 if paging.style == "token" and last else last)
+        page = {"items": items, "has_more": more, "first_id": jobs[0].id if jobs else None,
+                "last_id": last, "next": token if more else None}
+        ctx = {**base, "page": page}
+        return self._respond(op.answer, ctx)
+
+    def _respond(self, rdef: ResponseDef, ctx: Mapping[str, Any],
+                 extra: list[tuple[str, str]] | None = None) -> Response:
+        """The answer a response definition gives in ``ctx``: its body (or none), headers."""
+        headers = [(name, str(h(ctx))) for name, h in rdef.headers.items()]
+        if extra:
+            headers.extend(extra)
+        if rdef.body is None:
+            return Response(rdef.status, headers, b"")
+        response = json_response(rdef.status, rdef.body(ctx), headers)
+        if rdef.content_type != "application/json":
+            response.headers[0] = ("content-type", rdef.content_type)
         return response
 
     # -- errors ----------------------------------------------------------------------------
@@ -482,14 +635,18 @@ class Mock:
         }
         headers = [(name, str(h(ctx))) for name, h in edef.headers.items()]
         body = edef.body(ctx)
+        status = edef.status
         if isinstance(exc, RequestRefused) and edef.status != exc.status:
             # Another error's shape answers with the refusal's status; a field of the body
             # that states the shape's own status (a wrapper's statusCode) states this one.
             if isinstance(body, dict):
                 body = {k: exc.status if v == edef.status and type(v) is int else v
                         for k, v in body.items()}
-            return json_response(exc.status, body, headers)
-        return json_response(edef.status, body, headers)
+            status = exc.status
+        response = json_response(status, body, headers)
+        if edef.content_type != "application/json":
+            response.headers[0] = ("content-type", edef.content_type)
+        return response
 
     def refuse(self, request: Request, exc: ApiError) -> Response:
         """The API's answer to a request an adapter refuses before it is dispatched (a body

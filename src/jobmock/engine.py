@@ -24,6 +24,7 @@ from . import pointers
 from .clock import Clock
 from .errors import InsufficientCredits, LimitExceeded
 from .ids import IdMaker
+from .lifecycle import draw_path, walk_from
 from .records import Advance, Event, Job, JobPlan, JobView, epoch_ms
 from .spec import TERMINAL_ROLES, ApiSpec, Operation
 from .store import JobStore, MemoryStore
@@ -58,7 +59,8 @@ class Watch:
 
 
 # heap entry kinds
-_START, _PROGRESS, _FINISH, _READY, _DEADLINE, _CALL, _FORGET = range(7)
+_START, _PROGRESS, _FINISH, _READY, _DEADLINE, _CALL, _FORGET, _STEP = range(8)
+
 
 
 class Engine:
@@ -249,19 +251,10 @@ class Engine:
                         context={"conflict": {"id": other.id, "status": other.status}},
                     )
         self._seq += 1
-        queued_for = self.rng.uniform(*spec.timing.queued)
-        running_for = self.rng.uniform(*spec.timing.running)
-        words = [w for w, _ in spec.timing.outcomes]
-        weights = [w for _, w in spec.timing.outcomes]
-        outcome = self.rng.choices(words, weights)[0]
+        queued_for, path, outcome = draw_path(spec, self.rng, plan)
+        running_for = sum(d for _, d in path)
         advance = self.advance
         if plan is not None:
-            queued_for = plan.queued_for if plan.queued_for is not None else queued_for
-            running_for = plan.running_for if plan.running_for is not None else running_for
-            if plan.outcome is not None:
-                if plan.outcome not in spec.lifecycle.states:
-                    raise ValueError(f"plan outcome {plan.outcome!r} is not a status word")
-                outcome = plan.outcome
             if plan.manual:
                 advance = Advance("manual")
             elif plan.polls is not None:
@@ -275,7 +268,7 @@ class Engine:
             advance=advance, idempotency_key=key, callback_url=callback_url, base_url=base_url,
             items_count=len(items) if isinstance(items, list) else None,
             credits_to_charge=cost, credits_charged=0 if cost is not None else None,
-            gate_key=gate_key,
+            gate_key=gate_key, path=path,
         )
         if plan is not None:
             job.forced_error, job.forced_result = plan.error, plan.result
@@ -347,6 +340,8 @@ class Engine:
                 self._finish(job, due, job.outcome)
             elif kind == _FORGET:
                 self._forget(job, due)
+            elif kind == _STEP:
+                self._step(job, due, payload)
         return fired
 
     def advance_clock(self, seconds: float) -> int:
@@ -415,7 +410,6 @@ class Engine:
             self._start(job, at)
 
     def _start(self, job: Job, at: float) -> None:
-        lc = self.spec.lifecycle
         if self.role(job) != "queued":
             return
         gate = self.spec.limits.gate
@@ -428,14 +422,13 @@ class Engine:
                 job.conflicting_job_id = holder.id
                 self._finish(job, at, gate.claim_conflict)
                 return
-        running = lc.running
-        if running is None:
-            job.started_at = at
+        if not job.path:
+            # It ends straight from queued: it never ran, so it has no start time.
             self._finish(job, at, job.outcome)
             return
         job.started_at = at
         job.attempt_count += 1
-        self._move(job, running, at)
+        self._move(job, job.path[0][0], at)
         if job.advance.mode == "time":
             self._schedule_running(job, at)
 
@@ -454,29 +447,43 @@ class Engine:
         n = len(steps)
         for i in range(n):
             self._push(at + job.running_for * (i + 1) / (n + 1), _PROGRESS, job, i)
+        due = at
+        for index in range(1, len(job.path)):
+            due += job.path[index - 1][1]
+            self._push(due, _STEP, job, index)
         self._push(at + job.running_for, _FINISH, job)
+
+    def _step(self, job: Job, at: float, index: int) -> None:
+        """Move ``job`` to the ``index``-th state of its path (a lifecycle graph's next state)."""
+        word = job.path[index][0]
+        if self.is_terminal(job) or job.status == word:
+            return
+        self._move(job, word, at)
 
     def _steps(self, job: Job) -> tuple[tuple[int, str], ...]:
         return job.progress_steps if job.progress_steps is not None else self.spec.progress_steps
 
     def _progress(self, job: Job, at: float, index: int) -> None:
         pct, message = self._steps(job)[index]
-        if pct < job.progress_pct or self.role(job) != "running":
+        if pct < job.progress_pct or self.role(job) == "queued" or self.is_terminal(job):
             return
         job.progress_pct, job.progress_message = pct, message
         job.updated_at = max(at, job.updated_at)
         self._emit(Event("progress", job, job.updated_at, job.status, job.status))
 
     def _finish(self, job: Job, at: float, word: str) -> None:
-        """End ``job`` with the terminal status ``word``, through running if it must."""
+        """End ``job`` with the terminal status ``word``, through the states the transitions
+        require on the way (the shortest route), all at ``at``."""
         lc = self.spec.lifecycle
         spec = self.spec
         if lc.states[job.status] in TERMINAL_ROLES:
             return
-        if not lc.can_move(job.status, word) and lc.running and lc.can_move(job.status, lc.running):
-            job.started_at = job.started_at if job.started_at is not None else at
-            job.attempt_count = max(job.attempt_count, 1)
-            self._move(job, lc.running, at)
+        if not lc.can_move(job.status, word):
+            for step in (lc.route(job.status, word) or (word,))[:-1]:
+                if job.started_at is None:
+                    job.started_at = at
+                    job.attempt_count = max(job.attempt_count, 1)
+                self._move(job, step, at)
         role = lc.states[word]
         ctx = {"job": JobView(job, spec), "now": iso(at), "now_ms": epoch_ms(at), "tenant": job.tenant}
         if role == "completed":
@@ -518,6 +525,10 @@ class Engine:
             if waiting and job.id in waiting:
                 waiting.remove(job.id)
             self._start(job, now)
+            return
+        at = next((i for i, (w, _) in enumerate(job.path) if w == job.status), None)
+        if at is not None and at + 1 < len(job.path):
+            self._step(job, now, at + 1)
         else:
             self._finish(job, now, job.outcome)
 
@@ -550,31 +561,116 @@ class Engine:
             job.forced_result = result
         now = self.clock.now()
         if role in TERMINAL_ROLES:
-            reachable = lc.can_move(job.status, word) or (
-                lc.running is not None and lc.can_move(job.status, lc.running)
-                and lc.can_move(lc.running, word))
-            if not reachable:
+            if lc.route(job.status, word) is None:
                 raise ValueError(f"{job.status!r} cannot reach {word!r} by this API's transitions")
             if when == "scheduled":
-                if lc.running is not None and not lc.can_move(lc.running, word):
-                    raise ValueError(f"a scheduled outcome is reached from {lc.running!r}, "
-                                     f"which cannot move to {word!r}")
+                end = job.path[-1][0] if job.path else job.status
+                if not lc.can_move(end, word):
+                    raise ValueError(f"a scheduled outcome is reached from the job's last state "
+                                     f"{end!r}, which cannot move to {word!r}; force it now")
                 job.outcome = word
                 return job
             self._dequeue(job)
             self._finish(job, now, word)
-        elif role == "running":
-            if self.role(job) != "queued":
-                raise ValueError(f"job {job_id} is {job.status}, not queued")
-            limit = self.spec.limits.concurrency_max
-            if limit is not None and self._running.get(job.tenant, 0) >= limit:
-                raise ValueError(f"tenant {job.tenant!r} already runs {limit} jobs "
-                                 f"(limits.concurrency.max)")
-            self._dequeue(job)
-            self._start(job, now)
+        elif role != "queued":
+            route = lc.route(job.status, word) if job.status != word else None
+            if route is None:
+                raise ValueError(f"job {job_id} is {job.status}, which cannot move to {word!r} "
+                                 f"by this API's transitions")
+            if self.role(job) == "queued":
+                limit = self.spec.limits.concurrency_max
+                if limit is not None and self._running.get(job.tenant, 0) >= limit:
+                    raise ValueError(f"tenant {job.tenant!r} already runs {limit} jobs "
+                                     f"(limits.concurrency.max)")
+                self._dequeue(job)
+                job.started_at = now
+                job.attempt_count += 1
+            for step in route[:-1]:
+                self._move(job, step, now)
+            self._jump(job, word, now)
         else:
             raise ValueError(f"cannot force a job back to {word!r}")
         return job
+
+    def cancel(self, job: Job, to: str, via: str | None = None) -> bool:
+        """Cancel ``job``: straight to the terminal word ``to``, or through the transient
+        ``via`` first (for ``timing.flow[via].for`` seconds). Whatever was due by now has
+        fired first, so a cancel racing completion ends in exactly one terminal state,
+        decided by the clock. Returns False when the job had already ended."""
+        self.run_due()
+        if self.is_terminal(job) or (via is not None and job.status == via):
+            return not self.is_terminal(job)
+        if not self.spec.lifecycle.can_move(job.status, via or to):
+            return False  # this state can't be canceled: answered like an ended job
+        now = self.clock.now()
+        self._dequeue(job)
+        job.outcome = to
+        if via is None:
+            self._finish(job, now, to)
+            return True
+        job.gen += 1  # what was scheduled for the old path no longer fires
+        self._move(job, via, now)
+        step = self.spec.timing.flow.get(via)
+        stay = self.rng.uniform(*step.duration) if step is not None else 0.0
+        self._push(now + stay, _FINISH, job)
+        return True
+
+    def delete(self, job: Job) -> None:
+        """Forget ``job``: its entries, gate and idempotency key go with it."""
+        self._dequeue(job)
+        job.gen += 1
+        lc = self.spec.lifecycle
+        role = lc.states[job.status]
+        if role == "queued":
+            self._queued[job.tenant] = self._queued.get(job.tenant, 1) - 1
+        elif role not in TERMINAL_ROLES and role == "running":
+            self._running[job.tenant] = self._running.get(job.tenant, 1) - 1
+        if job.gate_key is not None and job.id in self._gates.get(job.gate_key, []):
+            self._gates[job.gate_key].remove(job.id)
+        if job.credits_to_charge is not None and role not in TERMINAL_ROLES:
+            self._held[job.tenant] = self._held.get(job.tenant, 0) - job.credits_to_charge
+        self._fire_watches(job)
+        self._forget(job, self.clock.now())
+
+    def page(self, tenant: str | None, *, limit: int, after: str | None = None,
+             where: Mapping[str, str] | None = None) -> tuple[list[Job], bool]:
+        """The tenant's jobs, newest first, after the job ``after`` (exclusive), filtered by
+        ``where`` (job field -> value); and whether more follow."""
+        out: list[Job] = []
+        seen_cursor = after is None
+        for job in reversed(list(self.store)):
+            if job.tenant != tenant:
+                continue
+            if not seen_cursor:
+                seen_cursor = job.id == after
+                continue
+            if where and any(str(getattr(job, f)) != v for f, v in where.items()):
+                continue
+            if len(out) == limit:
+                return out, True
+            out.append(job)
+        return out, False
+
+    def _jump(self, job: Job, word: str, at: float) -> None:
+        """Move a job to the non-terminal ``word`` now, and go on from there: along its path
+        if ``word`` is on it, else along a continuation drawn from that state's own ``next``
+        (``timing.flow``) to an outcome it can reach."""
+        job.gen += 1  # the old schedule no longer fires
+        self._move(job, word, at)
+        index = next((i for i, (w, _) in enumerate(job.path) if w == word), None)
+        if index is None:
+            rest, outcome = walk_from(self.spec, self.rng, word)
+            step = self.spec.timing.flow.get(word)
+            stay = self.rng.uniform(*(step.duration if step else self.spec.timing.running))
+            job.path, job.outcome, index = ((word, stay), *rest), outcome, 0
+        job.running_for = sum(d for _, d in job.path[index:])
+        if job.advance.mode != "time":
+            return
+        due = at
+        for i in range(index + 1, len(job.path)):
+            due += job.path[i - 1][1]
+            self._push(due, _STEP, job, i)
+        self._push(due + job.path[-1][1], _FINISH, job)
 
     def _dequeue(self, job: Job) -> None:
         waiting = self._waiting.get(job.tenant)

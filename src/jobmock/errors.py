@@ -11,6 +11,7 @@ The tree::
         ├── ForeignJob         another tenant's job      -> auth.foreign_job
         ├── JobNotFound        no such job               -> errors.not_found
         ├── ValidationFailed   bad body, path or query   -> errors.validation
+        ├── JobEnded           cancel of an ended job    -> the cancel's when_terminal error
         ├── LimitExceeded      queue full or gate held   -> the limit's error
         ├── InsufficientCredits too few credits left     -> errors.insufficient_credits
         └── RequestRefused     refused as HTTP (413, 415, 408, 431) -> the spec's error of
@@ -29,6 +30,7 @@ __all__ = [
     "ForeignJob",
     "InsufficientCredits",
     "InvalidCredentials",
+    "JobEnded",
     "JobNotFound",
     "JobmockError",
     "LimitExceeded",
@@ -47,11 +49,22 @@ class JobmockError(Exception):
 class SpecError(JobmockError):
     """A spec document is invalid. The message names the file, the key and what was expected."""
 
-    def __init__(self, file: str, key: str, expected: str) -> None:
+    def __init__(self, file: str, key: str, expected: str,
+                 more: tuple[SpecError, ...] = ()) -> None:
         self.file = file
         self.key = key
         self.expected = expected
-        super().__init__(f"{file}: at {key or '(root)'}: expected {expected}")
+        #: Further mistakes found in the same file, each with its own key.
+        self.more = more
+        text = f"{file}: at {key or '(root)'}: expected {expected}"
+        for other in more:
+            text += f"\n{other.file}: at {other.key or '(root)'}: expected {other.expected}"
+        super().__init__(text)
+
+    @property
+    def problems(self) -> tuple[SpecError, ...]:
+        """This mistake and every other one found with it."""
+        return (self, *self.more)
 
 
 class ScenarioError(SpecError):
@@ -94,6 +107,12 @@ class ValidationFailed(ApiError):
     """The body, a path parameter or a query parameter does not match its schema."""
 
     error_name = "validation"
+
+
+class JobEnded(ApiError):
+    """An operation that needs a running job (cancel) met one that has already ended."""
+
+    error_name = "conflict"
 
 
 class LimitExceeded(ApiError):

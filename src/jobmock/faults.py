@@ -159,7 +159,8 @@ class FaultSwitch:
         tpl = spec.document["x-jobmock"]["render"][spec.status.render]
         role = spec.lifecycle.states[job.status]
         body = json.loads(response.body)
-        status_pointer = spec.lifecycle.status_pointer
+        # A derived status (lifecycle.status_from) has no word to replace.
+        status_pointer = spec.lifecycle.status_pointer or "/-"
         if "terminal_changes" in faults and mock.engine.is_terminal(job):
             # The first terminal answer is honest; later ones report another terminal word.
             if job.id in self.memory:

@@ -71,6 +71,7 @@ from .errors import LimitExceeded
 from .faults import set_faults
 from .idle import IdlePolls
 from .journal import Journal, JournalEntry
+from .lifecycle import check_plan
 from .scenarios import install_scenario
 from .spec import TERMINAL_ROLES, ApiSpec
 from .stack import Stack
@@ -526,12 +527,14 @@ class InProcessMock:
     def plan_next(self, count: int | None = 1, *, outcome: str | None = None,
                   queued_for: float | None = None, running_for: float | None = None,
                   error: Any = None, result: Any = None, polls: int | None = None,
-                  manual: bool = False) -> None:
+                  manual: bool = False, path: tuple[str, ...] | list[str] | None = None) -> None:
         """Plan the next ``count`` jobs submitted (every later one if None), whatever the
         timing model would draw: ``plan_next(outcome="expired")`` makes the next job expire.
 
-        ``outcome`` is a status word or a role; the other fields are those of
-        :class:`~jobmock.engine.JobPlan`.
+        ``outcome`` is a status word or a role; ``path`` the non-terminal words to pass
+        through after queued (a lifecycle graph); the other fields are those of
+        :class:`~jobmock.engine.JobPlan`. A path or outcome the transitions don't allow is
+        refused here.
         """
         lc = self.spec.lifecycle
         word = outcome
@@ -541,7 +544,9 @@ class InProcessMock:
                 raise ValueError(f"outcome {outcome!r} is not a terminal status word "
                                  f"{sorted(lc.terminal_words)} or role of {self.spec.name}")
         plan = JobPlan(queued_for=queued_for, running_for=running_for, outcome=word,
-                       error=error, result=result, polls=polls, manual=manual)
+                       error=error, result=result, polls=polls, manual=manual,
+                       path=tuple(path) if path is not None else None)
+        check_plan(self.spec, plan.path, plan.outcome if plan.path is not None else None)
         self._next_submits(count, lambda: plan)
 
     def refuse_next(self, count: int | None = 1, error: str | None = None) -> None:

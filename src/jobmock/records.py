@@ -13,7 +13,7 @@ from typing import Any
 from .spec import ApiSpec
 from .templates import iso
 
-__all__ = ["Advance", "Event", "Job", "JobPlan", "JobView", "epoch_ms"]
+__all__ = ["Advance", "Event", "Job", "JobPlan", "JobView", "epoch_ms", "epoch_s"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +48,9 @@ class JobPlan:
     polls: int | None = None
     manual: bool = False
     progress: tuple[tuple[int, str], ...] | None = None
+    #: The non-terminal status words to pass through after queued, in order (a lifecycle
+    #: graph's path; durations are still drawn, ``running_for`` spread over them).
+    path: tuple[str, ...] | None = None
 
 
 @dataclass(slots=True)
@@ -87,6 +90,8 @@ class Job:
     items_count: int | None = None
     gate_key: str | None = None
     progress_steps: tuple[tuple[int, str], ...] | None = None
+    #: The states after queued and the seconds in each, drawn at creation (see Timing.flow).
+    path: tuple[tuple[str, float], ...] = ()
     polls: int = 0
     gen: int = 0
     history: list[tuple[str, float]] = field(default_factory=list)
@@ -107,10 +112,24 @@ class Job:
             "credits_to_charge": self.credits_to_charge,
             "credits_charged": self.credits_charged, "callback_url": self.callback_url,
             "planned": {"queued_for": self.queued_for, "running_for": self.running_for,
+                        "path": [{"status": w, "for": d} for w, d in self.path],
                         "outcome": self.outcome, "advance": self.advance.mode},
             "polls": self.polls,
             "history": [{"status": s, "at": iso(t)} for s, t in self.history],
         }
+
+
+def _entered(job: Job, fmt: Callable[[float], Any]) -> dict[str, Any]:
+    """Status word -> when the job first entered it (``{job.entered_s.finalizing}``)."""
+    out: dict[str, Any] = {}
+    for word, at in job.history:
+        out.setdefault(word, fmt(at))
+    return out
+
+
+def epoch_s(t: float | None) -> int | None:
+    """Whole epoch seconds (OpenAI's ``created_at``), or None."""
+    return None if t is None else int(t)
 
 
 def epoch_ms(t: float | None) -> int | None:
@@ -131,6 +150,13 @@ _FIELDS: dict[str, Callable[[Job, ApiSpec], Any]] = {
     "started_at_ms": lambda j, s: epoch_ms(j.started_at),
     "completed_at": lambda j, s: iso(j.completed_at),
     "completed_at_ms": lambda j, s: epoch_ms(j.completed_at),
+    "created_at_s": lambda j, s: epoch_s(j.created_at),
+    "updated_at_s": lambda j, s: epoch_s(j.updated_at),
+    "started_at_s": lambda j, s: epoch_s(j.started_at),
+    "completed_at_s": lambda j, s: epoch_s(j.completed_at),
+    "entered": lambda j, s: _entered(j, iso),
+    "entered_s": lambda j, s: _entered(j, epoch_s),
+    "entered_ms": lambda j, s: _entered(j, epoch_ms),
     "attempt_count": lambda j, s: j.attempt_count,
     "progress_pct": lambda j, s: j.progress_pct,
     "progress_message": lambda j, s: j.progress_message,

@@ -24,6 +24,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from .errors import SpecError
+from .pointers import find
 from .templates import Renderer, compile_template, render_string
 from .webhookspec import RetryPolicy, Signature, Webhooks, build_webhooks
 
@@ -33,10 +34,12 @@ __all__ = [
     "ApiSpec",
     "Auth",
     "ErrorDef",
+    "FlowStep",
     "Gate",
     "Lifecycle",
     "Limits",
     "Operation",
+    "Paging",
     "Parameter",
     "ResponseDef",
     "RetryPolicy",
@@ -78,7 +81,28 @@ class Lifecycle:
 
     states: Mapping[str, str]
     transitions: Mapping[str, frozenset[str]]
+    #: Where a body shows the status word ("" when ``status_from`` derives it).
     status_pointer: str
+    #: Rules that derive the status word from a body: (pointer -> condition, word), in order.
+    status_from: tuple[tuple[tuple[tuple[str, Any], ...], str], ...] = ()
+
+    def status_of(self, body: Any) -> Any:
+        """The status word a body shows: read at ``status_pointer``, or derived by the first
+        ``status_from`` rule whose conditions all hold (None when none does)."""
+        if not self.status_from:
+            found, value = find(body, self.status_pointer)
+            return value if found else None
+        for conditions, word in self.status_from:
+            if all(_holds(body, pointer, cond) for pointer, cond in conditions):
+                return word
+        return None
+
+    @property
+    def status_pointers(self) -> tuple[str, ...]:
+        """Every pointer the status is read from."""
+        if not self.status_from:
+            return (self.status_pointer,)
+        return tuple(dict.fromkeys(p for conds, _ in self.status_from for p, _ in conds))
 
     def role(self, word: str) -> str:
         return self.states[word]
@@ -109,14 +133,54 @@ class Lifecycle:
     def can_move(self, old: str, new: str) -> bool:
         return new in self.transitions.get(old, frozenset())
 
+    def route(self, old: str, new: str) -> tuple[str, ...] | None:
+        """The shortest run of moves from ``old`` to ``new`` (the words after ``old``, ending
+        with ``new``) by the transitions, trying them in the spec's order; None if none."""
+        frontier: list[tuple[str, ...]] = [()]
+        seen = {old}
+        while frontier:
+            nxt: list[tuple[str, ...]] = []
+            for trail in frontier:
+                here = trail[-1] if trail else old
+                for w in sorted(self.transitions.get(here, ()), key=list(self.states).index):
+                    if w == new:
+                        return (*trail, w)
+                    if w not in seen:
+                        seen.add(w)
+                        nxt.append((*trail, w))
+            frontier = nxt
+        return None
+
+
+def _holds(body: Any, pointer: str, cond: Any) -> bool:
+    found, value = find(body, pointer)
+    if isinstance(cond, dict) and set(cond) == {"present"}:
+        return (found and value is not None) is bool(cond["present"])
+    return found and value == cond
+
+
+@dataclass(frozen=True, slots=True)
+class FlowStep:
+    """One non-terminal state of a lifecycle graph: how long a job stays, where it goes next."""
+
+    duration: tuple[float, float]
+    #: Next status word and its weight; empty: the state ends in one of ``Timing.outcomes``.
+    next: tuple[tuple[str, float], ...] = ()
+
 
 @dataclass(frozen=True, slots=True)
 class Timing:
-    """How long each job stays queued and running, and the odds of each outcome."""
+    """How long each job stays queued and running, and the odds of each outcome.
+
+    ``flow`` (empty for the classic queued -> running -> outcome shape) makes the lifecycle
+    a graph: any number of non-terminal states, each with its own duration and weighted
+    next states.
+    """
 
     queued: tuple[float, float]
     running: tuple[float, float]
     outcomes: tuple[tuple[str, float], ...]
+    flow: Mapping[str, FlowStep] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,15 +189,18 @@ class ErrorDef:
     status: int
     body: Renderer
     headers: Mapping[str, Renderer]
+    content_type: str = "application/json"
 
 
 @dataclass(frozen=True, slots=True)
 class ResponseDef:
     status: int
-    render: str
-    body: Renderer
+    #: The render's name; None for an answer with no body.
+    render: str | None
+    body: Renderer | None
     headers: Mapping[str, Renderer]
     retry_after: bool
+    content_type: str = "application/json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +211,24 @@ class WaitPolicy:
     applied_header: str | None = None
     query: tuple[tuple[str, str, float], ...] = ()
     callback_skips_wait: bool = False
+    #: Body switches: (pointer, value, wait), checked before the query switches.
+    body: tuple[tuple[str, Any, float], ...] = ()
+    respond_async: bool = False
+    #: Answer statuses that carry ``applied_header`` (empty: every answer).
+    applied_on: frozenset[int] = frozenset()
+    #: Echo the default wait in ``applied_header`` when no Prefer wait parses.
+    applied_default: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Paging:
+    """How a list operation pages: ``after`` (an id cursor) or ``token`` (opaque)."""
+
+    style: str = "after"
+    limit_param: str = "limit"
+    cursor_param: str = "after"
+    default_limit: int = 20
+    max_limit: int = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +308,17 @@ class Operation:
     match: Mapping[str, Renderer] = field(default_factory=dict)
     documented_statuses: frozenset[str] = frozenset()
     body_example: Any = None
+    #: cancel: the terminal word, and the transient word passed through first (or None).
+    cancel_to: str | None = None
+    cancel_via: str | None = None
+    #: cancel, delete, list: the answer.
+    answer: ResponseDef | None = None
+    #: cancel: the error answered when the job has already ended (None: answer unchanged).
+    when_terminal_error: str | None = None
+    #: list: paging, filters (query parameter -> job field) and the render of each item.
+    paging: Paging | None = None
+    filters: Mapping[str, str] = field(default_factory=dict)
+    item_render: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,6 +354,16 @@ class ApiSpec:
     @property
     def submit_operations(self) -> tuple[Operation, ...]:
         return tuple(o for o in self.operations if o.role == "submit")
+
+    @property
+    def status_render(self) -> str:
+        """The render name of the status answer (checked at load to be set)."""
+        assert self.status.render is not None
+        return self.status.render
+
+    def operations_with(self, role: str) -> tuple[Operation, ...]:
+        """The operations whose x-jobmock role is ``role``."""
+        return tuple(o for o in self.operations if o.role == role)
 
     @property
     def status_operation(self) -> Operation:
@@ -317,12 +423,21 @@ def _check_openapi(doc: dict[str, Any], file: str) -> None:
 
 
 def _check_schema(value: Any, schema: dict[str, Any], file: str, base: str) -> None:
+    """Raise one SpecError naming every key that breaks ``schema`` (best match first)."""
     validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
+    errors = sorted(validator.iter_errors(value), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
-        err = jsonschema.exceptions.best_match(errors)
-        assert err is not None
-        raise SpecError(file, base + _pointer(err.absolute_path).rstrip("/"), err.message)
+        best = jsonschema.exceptions.best_match(errors)
+        assert best is not None
+        found: dict[str, SpecError] = {}
+        for err in [best, *errors]:
+            # One mistake per key: a oneOf/anyOf failure lists its own best sub-error.
+            if err.context:
+                err = jsonschema.exceptions.best_match(err.context) or err
+            key = base + _pointer(err.absolute_path).rstrip("/")
+            found.setdefault(key, SpecError(file, key, err.message))
+        first, *rest = found.values()
+        raise SpecError(first.file, first.key, first.expected, tuple(rest))
 
 
 def build_spec(doc: dict[str, Any], file: str, default_name: str = "api") -> ApiSpec:
@@ -334,6 +449,19 @@ def build_spec(doc: dict[str, Any], file: str, default_name: str = "api") -> Api
     _check_schema(ext, extension_schema(), file, "/x-jobmock")
     b = _Builder(doc, ext, file)
     return b.build(default_name)
+
+
+def _reachable(flow: Mapping[str, FlowStep], start: str) -> list[str]:
+    """The flow's states a job can reach from ``start`` (terminal words excluded)."""
+    seen: list[str] = []
+    todo = [start]
+    while todo:
+        word = todo.pop()
+        if word in seen or word not in flow:
+            continue
+        seen.append(word)
+        todo.extend(t for t, w in flow[word].next if w > 0)
+    return seen
 
 
 class _Builder:
@@ -372,7 +500,13 @@ class _Builder:
                 if t not in states:
                     raise self.fail(where, f"{t!r} to be a status word from {sorted(states)}")
             transitions[word] = frozenset(targets)
-        return Lifecycle(states, transitions, lc["status_pointer"])
+        rules = []
+        for i, r in enumerate(lc.get("status_from") or ()):
+            if r["status"] not in states:
+                raise self.fail(f"/x-jobmock/lifecycle/status_from/{i}/status",
+                                f"a status word from lifecycle.states {sorted(states)}")
+            rules.append((tuple(r["when"].items()), r["status"]))
+        return Lifecycle(states, transitions, lc.get("status_pointer", ""), tuple(rules))
 
     def timing(self, lc: Lifecycle) -> Timing:
         t = self.ext["timing"]
@@ -388,13 +522,61 @@ class _Builder:
             outcomes.append((word, float(weight)))
         if sum(w for _, w in outcomes) <= 0:
             raise self.fail("/x-jobmock/timing/outcomes", "at least one positive weight")
+        flow = self.flow(t.get("flow") or {}, lc, tuple(t["queued"]), tuple(t["running"]))
         run = lc.running
+        ends = [w for w in _reachable(flow, lc.queued) if not flow[w].next] if flow else [
+            run if run is not None else lc.queued]
         for word, _ in outcomes:
-            start = run if run is not None else lc.queued
-            if not lc.can_move(start, word):
-                raise self.fail(f"/x-jobmock/timing/outcomes/{word}",
-                                f"an outcome reachable from {start!r} by lifecycle.transitions")
-        return Timing(tuple(t["queued"]), tuple(t["running"]), tuple(outcomes))
+            for start in ends:
+                if not lc.can_move(start, word):
+                    raise self.fail(f"/x-jobmock/timing/outcomes/{word}",
+                                    f"an outcome reachable from {start!r} by lifecycle.transitions")
+        return Timing(tuple(t["queued"]), tuple(t["running"]), tuple(outcomes), flow)
+
+    def flow(self, raw: Mapping[str, Any], lc: Lifecycle, queued: tuple[float, float],
+             running: tuple[float, float]) -> dict[str, FlowStep]:
+        """The lifecycle graph of ``timing.flow``: checked for words, moves and cycles."""
+        out: dict[str, FlowStep] = {}
+        for word, step in raw.items():
+            where = f"/x-jobmock/timing/flow/{word}"
+            if word not in lc.states or lc.is_terminal(word):
+                raise self.fail(where, f"a non-terminal status word from {sorted(lc.states)}")
+            lo, hi = step.get("for") or (queued if lc.states[word] == "queued" else running)
+            if lo > hi:
+                raise self.fail(where + "/for", f"[min, max] with min <= max, got {[lo, hi]}")
+            nxt = []
+            for target, weight in (step.get("next") or {}).items():
+                if target not in lc.states or not lc.can_move(word, target):
+                    raise self.fail(f"{where}/next/{target}",
+                                    f"a status word that lifecycle.transitions lets {word!r} move to")
+                nxt.append((target, float(weight)))
+            if nxt and sum(w for _, w in nxt) <= 0:
+                raise self.fail(where + "/next", "at least one positive weight")
+            out[word] = FlowStep((float(lo), float(hi)), tuple(nxt))
+        if out and lc.queued not in out:
+            out[lc.queued] = FlowStep(queued, ())
+        # Every path ends: no cycle among the states a job can reach.
+        state: dict[str, int] = {}
+
+        def visit(word: str, trail: tuple[str, ...]) -> None:
+            if state.get(word) == 2 or lc.is_terminal(word):
+                return
+            if state.get(word) == 1:
+                raise self.fail(f"/x-jobmock/timing/flow/{word}",
+                                f"a flow without cycles; {' -> '.join((*trail, word))} loops")
+            state[word] = 1
+            step = out.get(word)
+            if step is None:
+                raise self.fail(f"/x-jobmock/timing/flow/{word}",
+                                f"an entry for {word!r}, which the flow reaches")
+            for target, weight in step.next:
+                if weight > 0:
+                    visit(target, (*trail, word))
+            state[word] = 2
+
+        if out:
+            visit(lc.queued, ())
+        return out
 
     def errors(self) -> dict[str, ErrorDef]:
         out = {}
@@ -404,6 +586,7 @@ class _Builder:
                 name, int(e["status"]), self.tpl(e["body"], where + "/body"),
                 {h: render_string(v, self.file, f"{where}/headers/{h}")
                  for h, v in (e.get("headers") or {}).items()},
+                str(e.get("content_type", "application/json")),
             )
         return out
 
@@ -447,26 +630,33 @@ class _Builder:
         return Auth(scheme, kind, location, param, tenants, a["missing"], a["invalid"], foreign)
 
     def response(self, r: dict[str, Any], renders: Mapping[str, Renderer], where: str) -> ResponseDef:
-        if r["render"] not in renders:
+        name = r["render"]
+        if name is not None and name not in renders:
             raise self.fail(where + "/render",
                             f"a key of x-jobmock/render {sorted(renders)}, got {r['render']!r}")
         return ResponseDef(
-            int(r["status"]), r["render"], renders[r["render"]],
+            int(r["status"]), name, renders[name] if name is not None else None,
             {h: render_string(v, self.file, f"{where}/headers/{h}")
              for h, v in (r.get("headers") or {}).items()},
             bool(r.get("retry_after", False)),
+            str(r.get("content_type", "application/json")),
         )
 
     def wait(self, w: dict[str, Any] | None) -> WaitPolicy:
         if not w:
             return WaitPolicy()
         default = float(w.get("default", 0))
-        mx = float(w.get("max", max(default, *(q["wait"] for q in w.get("query", [])), 0)))
+        mx = float(w.get("max", max(default, *(q["wait"] for q in w.get("query", [])),
+                                    *(b["wait"] for b in w.get("body", [])), 0)))
         return WaitPolicy(
             default=min(default, mx), max=mx, prefer_header=bool(w.get("prefer_header", False)),
             applied_header=w.get("applied_header"),
             query=tuple((q["param"], q["value"], float(q["wait"])) for q in w.get("query", [])),
             callback_skips_wait=bool(w.get("callback_skips_wait", False)),
+            body=tuple((b["pointer"], b["value"], float(b["wait"])) for b in w.get("body", [])),
+            respond_async=bool(w.get("respond_async", False)),
+            applied_on=frozenset(int(x) for x in w.get("applied_on", ())),
+            applied_default=bool(w.get("applied_default", False)),
         )
 
     def limits(self, errors: Mapping[str, ErrorDef], lc: Lifecycle) -> Limits:
@@ -568,7 +758,7 @@ class _Builder:
                     if not kw["job_id_from"]:
                         raise self.fail(xw + "/job_id_from",
                                         "where a client finds the job id (here or under x-jobmock/submit)")
-                elif role == "status":
+                elif role in ("status", "cancel", "delete", "wait"):
                     pnames = {p.name for p in params if p.location == "path"}
                     jp = x.get("job_id_param")
                     if jp is None or jp not in pnames:
@@ -579,6 +769,18 @@ class _Builder:
                     kw = dict(job_id_param=jp,
                               match={k: render_string(v, self.file, f"{xw}/match/{k}")
                                      for k, v in (x.get("match") or {}).items()})
+                    if role == "cancel":
+                        kw.update(self.cancel(x, xw, lc, errors, renders))
+                    elif role == "delete":
+                        kw["answer"] = self.response(
+                            x.get("response") or {"status": 204, "render": None}, renders,
+                            xw + "/response")
+                    elif role == "wait":
+                        kw["wait"] = self.wait(x.get("wait") or {"default": 30, "max": 30})
+                        if x.get("response"):
+                            kw["answer"] = self.response(x["response"], renders, xw + "/response")
+                elif role == "list":
+                    kw = self.listing(x, xw, renders, params)
                 ops.append(Operation(
                     operation_id=o.get("operationId") or f"{method} {path}",
                     method=method.upper(), path=path, role=role, parameters=tuple(params),
@@ -594,6 +796,40 @@ class _Builder:
             raise self.fail("/paths", "exactly one operation with x-jobmock role: status")
         return tuple(ops)
 
+    def cancel(self, x: dict[str, Any], xw: str, lc: Lifecycle, errors: Mapping[str, ErrorDef],
+               renders: Mapping[str, Renderer]) -> dict[str, Any]:
+        """A cancel operation's path (via, to), answer and answer to an ended job."""
+        to = x.get("to") or lc.word("canceled")
+        if to is None or to not in lc.states or not lc.is_terminal(to):
+            raise self.fail(xw + "/to", f"a terminal status word to end canceled jobs in "
+                                        f"{sorted(lc.terminal_words)}, got {to!r}")
+        via = x.get("via")
+        if via is not None:
+            if via not in lc.states or lc.is_terminal(via):
+                raise self.fail(xw + "/via", f"a non-terminal status word, got {via!r}")
+            if not lc.can_move(via, to):
+                raise self.fail(xw + "/via", f"a word lifecycle.transitions lets move to {to!r}")
+        error = (x.get("when_terminal") or {}).get("error")
+        self.need_error(errors, error, xw + "/when_terminal/error")
+        answer = self.response(x["response"], renders, xw + "/response") if x.get("response") else None
+        return {"cancel_to": to, "cancel_via": via, "answer": answer, "when_terminal_error": error}
+
+    def listing(self, x: dict[str, Any], xw: str, renders: Mapping[str, Renderer],
+                params: list[Parameter]) -> dict[str, Any]:
+        """A list operation's paging, filters, item render and answer."""
+        page = x.get("page") or {}
+        style = page.get("style", "after")
+        paging = Paging(style, page.get("limit_param", "limit"),
+                        page.get("cursor_param", "after" if style == "after" else "pageToken"),
+                        int(page.get("default_limit", 20)), int(page.get("max_limit", 100)))
+        item = x.get("item_render")
+        if item is not None and item not in renders:
+            raise self.fail(xw + "/item_render", f"a key of x-jobmock/render {sorted(renders)}")
+        answer = self.response(x.get("response") or {"status": 200, "render": "list"}, renders,
+                               xw + "/response")
+        return {"paging": paging, "filters": dict(x.get("filters") or {}), "item_render": item,
+                "answer": answer}
+
     def build(self, default_name: str) -> ApiSpec:
         ext = self.ext
         lc = self.lifecycle()
@@ -602,6 +838,9 @@ class _Builder:
         auth = self.auth(errors)
         renders = {name: self.tpl(t, f"/x-jobmock/render/{name}") for name, t in ext["render"].items()}
         status = self.response(ext["status"], renders, "/x-jobmock/status")
+        if status.render is None:
+            raise self.fail("/x-jobmock/status/render", "a key of x-jobmock/render: a status "
+                                                        "answer has a body")
         outcome_errors, outcome_results = {}, {}
         for word, o in (ext.get("outcomes") or {}).items():
             if word not in lc.states:

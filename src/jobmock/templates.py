@@ -9,8 +9,10 @@ context mapping:
 - ``{"$if": {"status": [...]} | {"roles": [...]}, "then": T, "else": E}``, or
   ``{"$if": {"present": "{job.started_at}"}, ...}``: then when the placeholder is not null;
 - ``{"$each": "{job.request.items}", "as": "item", "do": T}`` renders a list;
-- filters: ``{x|len}``, ``{x|sha256}``, ``{x|str}``, and ``{x|colonparams}``, which
-  writes a route's ``{name}`` parameters as ``:name`` (``/v5/a/{id}`` -> ``/v5/a/:id``).
+- filters: ``{x|len}``, ``{x|sha256}``, ``{x|str}``, ``{x|colonparams}``, which
+  writes a route's ``{name}`` parameters as ``:name`` (``/v5/a/{id}`` -> ``/v5/a/:id``),
+  and ``{x|add:N}``, which adds the number N (``{job.created_at_s|add:86400}``: a day
+  after creation, in epoch seconds).
 """
 
 from __future__ import annotations
@@ -41,15 +43,22 @@ Renderer = Callable[[Mapping[str, Any]], Any]
 #: The names a placeholder may start with.
 ROOTS = frozenset(
     {"job", "base_url", "now", "now_ms", "request", "message", "conflict", "event", "tenant",
-     "item", "index"}
+     "item", "index", "page", "cause"}
 )
-_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.]*)(?:\|([a-z0-9]+))?\}")
+_PLACEHOLDER = re.compile(
+    r"\{([A-Za-z_][A-Za-z0-9_.]*)(?:\|([a-z0-9]+)(?::(-?[0-9]+(?:\.[0-9]+)?))?)?\}")
 _ROUTE_PARAM = re.compile(r"\{([^{}/]+)\}")
+_BRACED = re.compile(r"\{[^{}\s\"']+\}")
 _FILTERS: dict[str, Callable[[Any], Any]] = {
     "len": lambda v: len(v) if v is not None else None,
     "sha256": lambda v: hashlib.sha256(str(v).encode()).hexdigest() if v is not None else None,
     "str": lambda v: None if v is None else (v if isinstance(v, str) else json.dumps(v)),
     "colonparams": lambda v: None if v is None else _ROUTE_PARAM.sub(r":\1", str(v)),
+}
+#: Filters that take a number: ``{x|add:86400}``.
+_ARG_FILTERS: dict[str, Callable[[Any, float], Any]] = {
+    "add": lambda v, n: None if not isinstance(v, int | float) or isinstance(v, bool) else (
+        v + int(n) if isinstance(v, int) and n == int(n) else v + n),
 }
 
 
@@ -93,12 +102,20 @@ def _interp(value: Any) -> str:
 
 
 def _resolver(name: str, filt: str | None, where: str, file: str,
-              roots: frozenset[str] = ROOTS) -> Renderer:
+              roots: frozenset[str] = ROOTS, arg: str | None = None) -> Renderer:
     path = tuple(name.split("."))
     if path[0] not in roots:
         raise SpecError(file, where, f"placeholder {{{name}}} must start with one of {sorted(roots)}")
+    if filt is not None and filt in _ARG_FILTERS:
+        if arg is None:
+            raise SpecError(file, where, f"filter |{filt} takes a number: |{filt}:N")
+        g, n = _ARG_FILTERS[filt], float(arg)
+        return lambda ctx: g(lookup(ctx, path), n)
     if filt is not None and filt not in _FILTERS:
-        raise SpecError(file, where, f"unknown filter |{filt}: expected one of {sorted(_FILTERS)}")
+        raise SpecError(file, where, f"unknown filter |{filt}: expected one of "
+                                     f"{sorted([*_FILTERS, *_ARG_FILTERS])}")
+    if arg is not None:
+        raise SpecError(file, where, f"filter |{filt} takes no argument")
     f = _FILTERS.get(filt) if filt else None
     if f is None:
         return lambda ctx: lookup(ctx, path)
@@ -107,18 +124,25 @@ def _resolver(name: str, filt: str | None, where: str, file: str,
 
 def render_string(text: str, file: str = "<template>", where: str = "",
                   roots: frozenset[str] = ROOTS) -> Renderer:
-    """Compile one string template."""
+    """Compile one string template. A ``{...}`` that is not a placeholder it can fill (a
+    name with ``-`` in it, say) is an error, not literal text."""
     matches = list(_PLACEHOLDER.finditer(text))
+    rest = _PLACEHOLDER.sub("", text)
+    bad = _BRACED.search(rest)
+    if bad:
+        raise SpecError(file, where, f"placeholders of the form {{root.name}} or {{root.name|filter}}"
+                                     f" (names of letters, digits, _ and .), got {bad.group(0)}")
     if not matches:
         return lambda ctx: text
     if len(matches) == 1 and matches[0].span() == (0, len(text)):
-        return _resolver(matches[0].group(1), matches[0].group(2), where, file, roots)
+        return _resolver(matches[0].group(1), matches[0].group(2), where, file, roots,
+                         matches[0].group(3))
     parts: list[Renderer | str] = []
     pos = 0
     for m in matches:
         if m.start() > pos:
             parts.append(text[pos : m.start()])
-        parts.append(_resolver(m.group(1), m.group(2), where, file, roots))
+        parts.append(_resolver(m.group(1), m.group(2), where, file, roots, m.group(3)))
         pos = m.end()
     if pos < len(text):
         parts.append(text[pos:])

@@ -311,12 +311,14 @@ class OperationValidator:
             raw = source.get(p.name)
             if raw is None:
                 if p.required:
-                    raise ValidationFailed(f"{p.location} parameter {p.name} is required")
+                    raise ValidationFailed(f"{p.location} parameter {p.name} is required",
+                                           context={"cause": p.location})
                 continue
             value = _coerce(raw, p.schema)
             err = best_match(validator.iter_errors(value))
             if err is not None:
-                raise ValidationFailed(_describe(err, f"{p.location} parameter {p.name}"))
+                raise ValidationFailed(_describe(err, f"{p.location} parameter {p.name}"),
+                                       context={"cause": p.location})
             (params if p.location == "path" else query)[p.name] = value
         body = None
         if self.media is not None and request.body.strip():
@@ -331,5 +333,5 @@ class OperationValidator:
                 checked = _with_placeholder_url(body, exempt_url) if exempt_url else body
                 err = best_match(self.body.iter_errors(checked))
                 if err is not None:
-                    raise ValidationFailed(_describe(err, "body"))
+                    raise ValidationFailed(_describe(err, "body"), context={"cause": "body"})
         return params, query, body

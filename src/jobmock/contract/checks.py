@@ -19,7 +19,7 @@ from urllib.parse import quote, urlsplit
 
 from .. import signing
 from .client import ANSWERS_TITLE, Exchange
-from .context import Observation, SuiteContext
+from .context import JobRecord, Observation, SuiteContext
 from .specview import pointer_get
 from .verdicts import VERDICTS
 from .violations import ContractViolation
@@ -70,6 +70,12 @@ def run_checks(ctx: SuiteContext, obs: Observation) -> None:
                     ctx.guard.failure(sys.exc_info()[1], len(ctx.client.exchanges))
                 raise
             VERDICTS.judged(ctx.spec.name, check.name)
+
+
+def observe_poll(ctx: SuiteContext, job: JobRecord, ex: Exchange) -> str:
+    """Judge a poll of ``job`` with the registered checks, then note it; its status word."""
+    run_checks(ctx, Observation("poll", ex, job))
+    return ctx.record_poll(job, ex)
 
 
 def fail(ctx: SuiteContext, check: str, detail: str) -> ContractViolation:
@@ -159,7 +165,7 @@ def check_submit(ctx: SuiteContext, obs: Observation) -> None:
 
 
 def _status_word(ctx: SuiteContext, body: Any) -> Any:
-    return pointer_get(body, ctx.spec.lifecycle.status_pointer)[1]
+    return ctx.spec.lifecycle.status_of(body)
 
 
 @register("poll_schema", "a poll gets the status schema, the job's own id and a status word "
@@ -176,7 +182,8 @@ def check_poll_schema(ctx: SuiteContext, obs: Observation) -> None:
               f"the poll of job {job.id}")
     word = _status_word(ctx, body)
     if word not in ctx.spec.lifecycle.states:
-        raise fail(ctx, "poll_schema", f"status {word!r} at {ctx.spec.lifecycle.status_pointer} "
+        where = ", ".join(ctx.spec.lifecycle.status_pointers)
+        raise fail(ctx, "poll_schema", f"status {word!r} read at {where} "
                                        f"is not one of {sorted(ctx.spec.lifecycle.states)}")
     for pointer in view.status_pointers("job.id"):
         found, value = pointer_get(body, pointer)

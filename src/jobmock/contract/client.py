@@ -71,6 +71,24 @@ class Exchange:
         return f"{line}\n    # -> {self.status}" + (f"  ({self.note})" if self.note else "")
 
 
+def required_query(op: Operation) -> dict[str, str]:
+    """A value for each query parameter the operation requires (Azure's ``api-version``),
+    from its schema: ``const``, the first ``enum`` value, ``default`` or ``example``."""
+    out: dict[str, str] = {}
+    for p in op.parameters:
+        if p.location != "query" or not p.required:
+            continue
+        schema = p.schema
+        for key in ("const", "enum", "default", "example", "examples"):
+            if key in schema:
+                value = schema[key]
+                if key in ("enum", "examples") and isinstance(value, list) and value:
+                    value = value[0]
+                out[p.name] = value if isinstance(value, str) else json.dumps(value)
+                break
+    return out
+
+
 class ContractClient:
     """Sends the suite's requests to ``base_url`` and keeps every exchange for reproduction."""
 
@@ -147,7 +165,7 @@ class ContractClient:
              wait: float = 0.0) -> Exchange:
         """Call an operation as ``tenant`` (None: no credentials)."""
         hdrs = {**self.auth_headers(tenant), **(headers or {})}
-        q = {**self.auth_query(tenant), **(query or {})}
+        q = {**required_query(op), **self.auth_query(tenant), **(query or {})}
         VERDICTS.api(self.spec.name).operations.add(op.operation_id)
         return self.send(op.method, self.path_for(op, params or {}), headers=hdrs, query=q,
                          body=body, raw=raw, note=note, wait=wait)

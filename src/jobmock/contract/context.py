@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from .. import idsource
 from ..spec import ApiSpec, Operation
 from ..templates import render_string
 from .budget import RunBudget, ShrinkGuard
@@ -141,7 +142,7 @@ class SuiteContext:
         self.webhook_secret = webhook_secret
         self.jobs_by_id: dict[str, JobRecord] = {}
         self.unfinished: list[str] = []
-        self._terminal_pointers = [spec.lifecycle.status_pointer,
+        self._terminal_pointers = [*spec.lifecycle.status_pointers,
                                    *self.view.status_pointers("job.result"),
                                    *self.view.status_pointers("job.error")]
 
@@ -183,16 +184,8 @@ class SuiteContext:
     # -- helpers ---------------------------------------------------------------------------
 
     def job_id_of(self, op: Operation, ex: Exchange) -> str | None:
-        for source in op.job_id_from:
-            kind, _, where = source.partition(":")
-            if kind == "header":
-                value = ex.header(where)
-            else:
-                found, value = pointer_get(ex.json(), where)
-                value = value if found else None
-            if isinstance(value, str) and value:
-                return value
-        return None
+        body = ex.json() if any(s.startswith("body:") for s in op.job_id_from) else None
+        return idsource.read(op.job_id_from, ex.header, body)
 
     def job_type(self, op: Operation, params: dict[str, Any], body: Any) -> str:
         if op.job_type is None:
@@ -222,7 +215,7 @@ class SuiteContext:
     def record_poll(self, job: JobRecord, ex: Exchange) -> str:
         """Note what a poll of ``job`` showed (after the checks judged it); its status word."""
         body = ex.json()
-        word = str(pointer_get(body, self.spec.lifecycle.status_pointer)[1])
+        word = str(self.spec.lifecycle.status_of(body))
         record = VERDICTS.api(self.spec.name)
         if word in self.spec.lifecycle.states:
             record.states.add(word)

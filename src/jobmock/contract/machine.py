@@ -30,19 +30,14 @@ from ..pointers import with_value, without
 from ..spec import ApiSpec, Operation
 from . import probe_checks  # noqa: F401 - registers the probes' checks (credits on polls)
 from .budget import REPLAY_SETTLE, ShrinkGuard, is_final_replay
-from .checks import run_checks
+from .checks import observe_poll, run_checks
 from .client import Exchange, Tenant
 from .context import JobRecord, Observation, SuiteContext, TimeKeeper
+from .roles import RoleRules
 from .specview import pointer_get
 from .verdicts import VERDICTS
 
 __all__ = ["JobRecord", "SuiteContext", "TimeKeeper", "build_machine"]
-
-
-def observe_poll(ctx: SuiteContext, job: JobRecord, ex: Exchange) -> str:
-    """Judge a poll of ``job`` with the registered checks, then note it; its status word."""
-    run_checks(ctx, Observation("poll", ex, job))
-    return ctx.record_poll(job, ex)
 
 
 def _case_strategy(op: Operation, schema: Any) -> st.SearchStrategy[tuple[dict[str, Any], Any]]:
@@ -101,7 +96,17 @@ def build_machine(spec: ApiSpec, make_context: Callable[[], SuiteContext],
     #: Ids of runs the gate probe saw in flight; once one was, later runs don't wait for it.
     gate_reached: list[str] = []
 
-    class JobContract(RuleBasedStateMachine):
+    id_schema = next((ctx_schema for p in status_op.parameters
+                      if p.name == status_op.job_id_param
+                      for ctx_schema in [p.schema]), {})
+
+    def unknown_id() -> str:
+        """An id that names no job and obeys the id parameter's schema (a uuid for a uuid)."""
+        if id_schema.get("format") == "uuid":
+            return str(uuid.uuid4())
+        return f"contract-unknown-{uuid.uuid4().hex[:10]}"
+
+    class JobContract(RoleRules):
         jobs = Bundle("jobs")
 
         def __init__(self) -> None:
@@ -235,8 +240,7 @@ def build_machine(spec: ApiSpec, make_context: Callable[[], SuiteContext],
             ctx = self.ctx
             if self._idle():
                 return
-            fake = JobRecord(f"contract-unknown-{uuid.uuid4().hex[:10]}", submit_ops[0],
-                             ctx.tenants[0], {}, None, "")
+            fake = JobRecord(unknown_id(), submit_ops[0], ctx.tenants[0], {}, None, "")
             if ctx.jobs_by_id:
                 known = data.draw(st.sampled_from(sorted(ctx.jobs_by_id)), label="template job")
                 real = ctx.jobs_by_id[known]

@@ -27,9 +27,9 @@ from ..pointers import with_value
 from ..receiver import Received
 from ..spec import Operation
 from ..urlrules import check_callback_url
-from .checks import run_checks
+from .checks import observe_poll, run_checks
 from .context import JobRecord, Observation, SuiteContext
-from .machine import observe_poll, without_callback
+from .machine import without_callback
 from .verdicts import VERDICTS
 
 __all__ = ["first_delivery", "forbidden_callback_urls", "probe_callback_urls", "probe_outcomes",

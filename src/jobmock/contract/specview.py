@@ -25,7 +25,7 @@ from ..validation import schema_validator
 
 __all__ = ["Assumptions", "SpecView", "pointer_get"]
 
-_PLACEHOLDER = re.compile(r"\{[A-Za-z_][A-Za-z0-9_.]*(\|[a-z0-9]+)?\}")
+_PLACEHOLDER = re.compile(r"\{[A-Za-z_][A-Za-z0-9_.]*(\|[a-z0-9]+(:-?[0-9.]+)?)?\}")
 
 
 #: ``(found, value)`` at a JSON pointer.
@@ -205,7 +205,7 @@ class SpecView:
         return template_pointers(self.render_template(render), placeholder)
 
     def status_pointers(self, placeholder: str) -> list[str]:
-        return self.pointers_of(self.spec.status.render, placeholder)
+        return self.pointers_of(self.spec.status_render, placeholder)
 
     def error_constants(self, name: str) -> list[Constant]:
         """The fixed leaves of a named error body: what every server must send verbatim."""

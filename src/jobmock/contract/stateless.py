@@ -93,7 +93,7 @@ def checks_config(spec: ApiSpec) -> dict[str, Any]:
 
 
 def job_id_headers(spec: ApiSpec) -> set[str]:
-    return {src.split(":", 1)[1].lower() for op in spec.submit_operations
+    return {src.split(":", 1)[1].split("|", 1)[0].lower() for op in spec.submit_operations
             for src in op.job_id_from if src.startswith("header:")}
 
 

@@ -18,6 +18,7 @@ import jsonschema
 from ..bundled import bundled_names, resolve_spec, resource_dir
 from ..engine import Advance
 from ..errors import ApiError, ScenarioError, SpecError
+from ..lifecycle import check_plan
 from ..spec import ROLES, ApiSpec, Operation, packaged_schema, read_yaml
 from ._common import _REF, MISSING, _escape, _is_matcher, _text, compare, pointer_get
 
@@ -400,10 +401,9 @@ class _Builder:
         if word not in lc.states or not lc.is_terminal(word):
             raise self.fail(key, f"a terminal status word of {self.spec.name}: "
                                  f"{sorted(lc.terminal_words)}, got {word!r}")
-        start = lc.running if lc.running is not None else lc.queued
-        if not lc.can_move(start, word):
-            raise self.fail(key, f"an outcome reachable from {start!r} by the lifecycle's transitions, "
-                                 f"got {word!r}")
+        if lc.route(lc.queued, word) is None:
+            raise self.fail(key, f"an outcome reachable from {lc.queued!r} by the lifecycle's "
+                                 f"transitions, got {word!r}")
 
     def need_status(self, word: str, key: str, *, roles: bool = False) -> None:
         states = self.spec.lifecycle.states
@@ -469,6 +469,17 @@ class _Builder:
                 out[key] = float(j[key])
         if "polls" in j:
             out["polls"] = int(j["polls"])
+        if "path" in j:
+            lc = self.spec.lifecycle
+            for i, word in enumerate(j["path"]):
+                if word not in lc.states or lc.is_terminal(word) or lc.states[word] == "queued":
+                    raise self.fail(f"{where}/path/{i}", f"a non-terminal status word after queued "
+                                                         f"from {sorted(lc.states)}, got {word!r}")
+            out["path"] = tuple(j["path"])
+            try:
+                check_plan(self.spec, out["path"], out.get("outcome"))
+            except ValueError as exc:
+                raise self.fail(f"{where}/path", f"a path the lifecycle allows: {exc}") from None
         if j.get("manual"):
             out["manual"] = True
         if "polls" in j and j.get("manual"):

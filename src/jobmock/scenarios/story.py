@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from .. import idsource
 from ..spec import Operation
 from ._common import _REF, MISSING, _escape, _repeat, _short, _text, compare, pointer_get
 from .format import Scenario, load_scenario
@@ -262,13 +263,8 @@ class StoryRunner:
         if ex.status is None or not (200 <= ex.status < 300
                                      or ex.status in {r.status for r in op.responses.values()}):
             return None
-        for source in op.job_id_from:
-            kind, _, where = source.partition(":")
-            value: Any = ex.headers.get(where.lower()) if kind == "header" else (
-                pointer_get(ex.data, where) if kind == "body" else MISSING)
-            if isinstance(value, str) and value:
-                return value
-        return None
+        data = None if ex.data is MISSING else ex.data
+        return idsource.read(op.job_id_from, lambda name: ex.headers.get(name.lower()), data)
 
     # -- steps ---------------------------------------------------------------------------------
 
@@ -330,7 +326,7 @@ class StoryRunner:
         query.update({k: str(self._interp(_text(v))) for k, v in (args.get("query") or {}).items()})
         ex = await self._exchange(args.get("as"), op.method, path, headers, query, MISSING, tenant)
         ex.job_id = ref.job_id
-        status = pointer_get(ex.data, self.spec.lifecycle.status_pointer)
+        status = self.spec.lifecycle.status_of(None if ex.data is MISSING else ex.data)
         word = f" ({status})" if isinstance(status, str) else ""
         return f"{args['job']}: {op.method} {path} -> {ex.summary()}{word}"
 

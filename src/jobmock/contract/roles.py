@@ -1,0 +1,158 @@
+"""The suite's rules and checks for the operations beyond submit and status: cancel and list.
+
+:class:`RoleRules` is mixed into the state machine (:mod:`jobmock.contract.machine`). Every
+judgement comes from the spec and from what the suite itself saw, never from timing:
+
+- **cancel**: the answer is one the spec documents; a job that had already ended (a poll
+  showed a terminal word, which never changes) gets the spec's ``when_terminal`` error or
+  stays as it was; a job canceled in flight ends in the cancel's word, passes through its
+  transient ``via`` word, or ended on its own first (the race is the server's to decide).
+- **list**: only the caller's jobs are listed, each at most once, and a job the suite saw
+  end is listed with that terminal word.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import strategies as st
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, precondition, rule
+
+from ..spec import Operation
+from ..templates import template_pointers
+from .checks import fail, observe_poll, register, run_checks
+from .client import Exchange
+from .context import JobRecord, Observation, SuiteContext
+from .specview import pointer_get
+
+__all__ = ["RoleRules", "params_for"]
+
+
+def params_for(ctx: SuiteContext, op: Operation, job: JobRecord) -> dict[str, Any]:
+    """Path parameters that name ``job`` on ``op`` (a status, cancel or delete operation)."""
+    params: dict[str, Any] = {op.job_id_param or "id": job.id}
+    tctx = {"job": {"id": job.id, "params": job.params, "type": job.job_type, "request": job.body}}
+    for name, tpl in op.match.items():
+        value = tpl(tctx)
+        if value not in (None, ""):
+            params[name] = value
+    for p in op.parameters:
+        if p.location == "path" and p.name not in params:
+            params[p.name] = job.params.get(p.name) or (
+                (ctx.view.resolve(p.schema) or {}).get("enum") or ["contract"])[0]
+    return params
+
+
+def _documented(op: Operation, status: int | None) -> bool:
+    codes = op.documented_statuses
+    return str(status) in codes or f"{str(status)[0]}XX" in codes or "default" in codes
+
+
+@register("cancel", "A cancel is not answered or applied as the spec says", "cancel")
+def check_cancel(ctx: SuiteContext, obs: Observation) -> None:
+    ex, job, op = obs.exchange, obs.job, obs.extra["op"]
+    assert job is not None
+    if not _documented(op, ex.status):
+        raise fail(ctx, "cancel", f"cancel of job {job.id} answered {ex.status}, which the spec "
+                                  f"does not document for {op.operation_id}")
+    ended_before = obs.extra["ended_before"]
+    after: str | None = obs.extra["after"]
+    if ended_before is not None:
+        if op.when_terminal_error is not None:
+            want = ctx.view.error_status(op.when_terminal_error)
+            if ex.status != want:
+                raise fail(ctx, "cancel", f"cancel of job {job.id}, which had ended "
+                                          f"({ended_before}), answered {ex.status}; the spec says "
+                                          f"{want} ({op.when_terminal_error})")
+        if after is not None and after != ended_before:
+            raise fail(ctx, "cancel", f"job {job.id} had ended {ended_before!r}; after a cancel "
+                                      f"it reads {after!r} (a terminal job never changes)")
+        return
+    if ex.status is None or not 200 <= ex.status < 300 or after is None:
+        return
+    allowed_now = {op.cancel_to, op.cancel_via}
+    if after not in allowed_now and not ctx.view.is_terminal(after):
+        raise fail(ctx, "cancel", f"job {job.id} was canceled ({ex.status}) but then reads "
+                                  f"{after!r}, neither {op.cancel_to!r}"
+                                  + (f", {op.cancel_via!r}" if op.cancel_via else "")
+                                  + " nor another terminal status")
+
+
+@register("list", "A list does not agree with the caller's jobs", "list")
+def check_list(ctx: SuiteContext, obs: Observation) -> None:
+    ex, op = obs.exchange, obs.extra["op"]
+    if ex.status is None or not 200 <= ex.status < 300:
+        raise fail(ctx, "list", f"{op.operation_id} answered {ex.status} to the owner of jobs")
+    ids: list[tuple[str, Any]] = obs.extra["items"]
+    tenant = obs.extra["tenant"]
+    seen: set[str] = set()
+    for job_id, word in ids:
+        if job_id in seen:
+            raise fail(ctx, "list", f"job {job_id} is listed twice on one page")
+        seen.add(job_id)
+        known = ctx.jobs_by_id.get(job_id)
+        if known is None:
+            continue
+        if known.tenant is not tenant:
+            raise fail(ctx, "list", f"job {job_id} of tenant {known.tenant.name} is listed to "
+                                    f"tenant {tenant.name}")
+        final = known.statuses[-1] if known.statuses else None
+        if final is not None and ctx.view.is_terminal(final) and word is not None and word != final:
+            raise fail(ctx, "list", f"job {job_id} ended {final!r}, but the list shows {word!r}")
+
+
+class RoleRules(RuleBasedStateMachine):
+    """Rules for cancel and list operations; mixed into the suite's state machine."""
+
+    jobs = Bundle("jobs")
+    ctx: SuiteContext
+
+    @precondition(lambda self: bool(self.ctx.spec.operations_with("cancel")))
+    @rule(job=jobs, data=st.data())
+    def cancel(self, job: JobRecord, data: st.DataObject) -> None:
+        ctx = self.ctx
+        op = data.draw(st.sampled_from(ctx.spec.operations_with("cancel")), label="cancel op")
+        ended = job.statuses[-1] if job.statuses and ctx.view.is_terminal(job.statuses[-1]) \
+            else None
+        ex = ctx.client.call(op, tenant=job.tenant, params=params_for(ctx, op, job),
+                             note="cancel" + (" a job that has ended" if ended else ""))
+        after = ctx.poll(job, note="after the cancel")
+        word = ctx.spec.lifecycle.status_of(after.json()) \
+            if after.status == ctx.spec.status.status else None
+        run_checks(ctx, Observation("cancel", ex, job, {
+            "op": op, "ended_before": ended, "after": word}))
+        if word is not None:
+            observe_poll(ctx, job, after)
+
+    @precondition(lambda self: bool(self.ctx.spec.operations_with("list")))
+    @rule(data=st.data(), tenant_index=st.integers(0, 1))
+    def list_jobs(self, data: st.DataObject, tenant_index: int) -> None:
+        ctx = self.ctx
+        op = data.draw(st.sampled_from(ctx.spec.operations_with("list")), label="list op")
+        tenant = ctx.tenants[tenant_index]
+        ex = ctx.client.call(op, tenant=tenant, note="list my jobs")
+        run_checks(ctx, Observation("list", ex, None, {
+            "op": op, "tenant": tenant, "items": _listed(ctx, op, ex)}))
+
+
+def _listed(ctx: SuiteContext, op: Operation, ex: Exchange) -> list[tuple[str, Any]]:
+    """(job id, status word) of each item on a list page, read where the spec's templates
+    put them."""
+    assert op.answer is not None and op.answer.render is not None
+    page_tpl = ctx.view.render_template(op.answer.render)
+    item_tpl = ctx.view.render_template(op.item_render or ctx.spec.status_render)
+    where_items = template_pointers(page_tpl, "page.items")
+    where_id = template_pointers(item_tpl, "job.id")
+    where_status = template_pointers(item_tpl, "job.status")
+    body = ex.json()
+    out: list[tuple[str, Any]] = []
+    for pointer in where_items[:1]:
+        found, items = pointer_get(body, pointer)
+        if not found or not isinstance(items, list):
+            continue
+        for item in items:
+            job_id = pointer_get(item, where_id[0])[1] if where_id else None
+            word = pointer_get(item, where_status[0])[1] if where_status else None
+            if isinstance(job_id, str):
+                out.append((job_id, word))
+    return out
