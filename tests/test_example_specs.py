@@ -349,7 +349,7 @@ def test_openai_the_seeded_timing_model_draws_every_path(make_api: Callable[...,
     api = make_api(OPENAI, seed=7)
     ids = [batch(api)["id"] for _ in range(400)]
     api.advance(3600)
-    jobs = {j["id"]: j for j in api.client.get("/_jobmock/jobs").json()["jobs"]}
+    jobs = {j["id"]: j for j in api.client.get("/_jobmock/jobs", params={"limit": 1000}).json()["jobs"]}
     drawn: dict[tuple[str, ...], int] = {}
     for batch_id in ids:
         path = tuple(h["status"] for h in jobs[batch_id]["history"])

@@ -149,14 +149,19 @@ def test_the_path_is_drawn_from_the_seed(spec: ApiSpec) -> None:
 
 
 def test_a_plan_forces_a_path_and_its_timing(spec: ApiSpec) -> None:
+    """A plan's path and outcome follow the transitions (a shortcut is refused)."""
     mock = Mock(spec, clock=VirtualClock())
-    mock.submit_hooks.append(lambda *_: JobPlan(path=("PROCESSING",), outcome="COMPLETED",
-                                                queued_for=2, running_for=4))
+    mock.submit_hooks.append(lambda *_: JobPlan(path=("PROCESSING", "FINALIZING"),
+                                                outcome="COMPLETED", queued_for=2, running_for=4))
     job_id = submit(mock)
-    assert walk(mock, job_id, 8) == ["QUEUED", "PROCESSING", "COMPLETED"]
+    assert walk(mock, job_id, 8) == ["QUEUED", "PROCESSING", "FINALIZING", "COMPLETED"]
     job = mock.engine.get(job_id)
     assert job is not None and job.completed_at is not None
     assert job.completed_at - job.created_at == pytest.approx(6)
+    shortcut = Mock(spec, clock=VirtualClock())
+    shortcut.submit_hooks.append(lambda *_: JobPlan(path=("PROCESSING",), outcome="COMPLETED"))
+    with pytest.raises(ValueError, match="PROCESSING' -> 'COMPLETED"):
+        submit(shortcut)
 
 
 def test_a_scenario_rule_forces_a_path(spec: ApiSpec) -> None:
@@ -223,8 +228,9 @@ def test_cancel_racing_completion_ends_in_exactly_one_terminal_state(spec: ApiSp
     outcomes = set()
     for offset in (-0.001, 0.0, 0.001):
         mock = Mock(spec, clock=VirtualClock())
-        mock.submit_hooks.append(lambda *_: JobPlan(path=("PROCESSING",), outcome="COMPLETED",
-                                                    queued_for=1, running_for=3))
+        mock.submit_hooks.append(lambda *_: JobPlan(path=("PROCESSING", "FINALIZING"),
+                                                    outcome="COMPLETED", queued_for=1,
+                                                    running_for=3))
         job_id = submit(mock)
         mock.engine.advance_clock(4 + offset)
         call(mock, "POST", f"/v1/task/{job_id}:cancel")

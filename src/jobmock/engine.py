@@ -20,13 +20,23 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from . import pointers
+from . import pointers, steering
 from .clock import Clock
 from .errors import InsufficientCredits, LimitExceeded
 from .ids import IdMaker
-from .lifecycle import draw_path, walk_from
+from .lifecycle import draw_path
 from .records import Advance, Event, Job, JobPlan, JobView, epoch_ms
 from .spec import TERMINAL_ROLES, ApiSpec, Operation
+from .steering import (  # the heap entry kinds, shared with the steering functions
+    _CALL,
+    _DEADLINE,
+    _FINISH,
+    _FORGET,
+    _PROGRESS,
+    _READY,
+    _START,
+    _STEP,
+)
 from .store import JobStore, MemoryStore
 from .templates import iso
 
@@ -57,9 +67,6 @@ class Watch:
     def cancel(self) -> None:
         self.done = True
 
-
-# heap entry kinds
-_START, _PROGRESS, _FINISH, _READY, _DEADLINE, _CALL, _FORGET, _STEP = range(8)
 
 
 
@@ -507,170 +514,32 @@ class Engine:
                 self._balances[job.tenant] -= charged
         self._move(job, word, at)
 
-    # -- policies and forcing ------------------------------------------------------------
+    # -- policies, forcing, cancel, delete, paging (in jobmock.steering) ------------------
 
     def read(self, job: Job) -> None:
         """Record a poll of ``job``; under the ``polls`` policy this may move it one step."""
-        job.polls += 1
-        if job.advance.mode != "polls" or self.is_terminal(job):
-            return
-        if job.polls % job.advance.polls:
-            return
-        now = self.clock.now()
-        if self.role(job) == "queued":
-            limit = self.spec.limits.concurrency_max
-            if limit is not None and self._running.get(job.tenant, 0) >= limit:
-                return
-            waiting = self._waiting.get(job.tenant)
-            if waiting and job.id in waiting:
-                waiting.remove(job.id)
-            self._start(job, now)
-            return
-        at = next((i for i, (w, _) in enumerate(job.path) if w == job.status), None)
-        if at is not None and at + 1 < len(job.path):
-            self._step(job, now, at + 1)
-        else:
-            self._finish(job, now, job.outcome)
+        steering.read(self, job)
 
     def force(self, job_id: str, status: str, *, error: Any = None, result: Any = None,
               when: str = "now") -> Job:
-        """Force ``job_id`` to ``status`` (a status word or a role).
-
-        ``when="now"`` moves it at once (through running if the lifecycle requires);
-        ``when="scheduled"`` only replaces the outcome it will reach. Raises
-        :class:`KeyError` for an unknown job and :class:`ValueError` for a move the
-        lifecycle does not allow.
-        """
-        self.run_due()
-        job = self.store.get(job_id)
-        if job is None:
-            raise KeyError(job_id)
-        lc = self.spec.lifecycle
-        word = status if status in lc.states else lc.word(status)
-        if word is None:
-            raise ValueError(f"{status!r} is neither a status word {sorted(lc.states)} "
-                             f"nor a role of this API")
-        if self.is_terminal(job):
-            raise ValueError(f"job {job_id} is already {job.status}; a terminal job never changes")
-        if when not in ("now", "scheduled"):
-            raise ValueError(f"when must be 'now' or 'scheduled', got {when!r}")
-        role = lc.states[word]
-        if error is not None:
-            job.forced_error = error
-        if result is not None:
-            job.forced_result = result
-        now = self.clock.now()
-        if role in TERMINAL_ROLES:
-            if lc.route(job.status, word) is None:
-                raise ValueError(f"{job.status!r} cannot reach {word!r} by this API's transitions")
-            if when == "scheduled":
-                end = job.path[-1][0] if job.path else job.status
-                if not lc.can_move(end, word):
-                    raise ValueError(f"a scheduled outcome is reached from the job's last state "
-                                     f"{end!r}, which cannot move to {word!r}; force it now")
-                job.outcome = word
-                return job
-            self._dequeue(job)
-            self._finish(job, now, word)
-        elif role != "queued":
-            route = lc.route(job.status, word) if job.status != word else None
-            if route is None:
-                raise ValueError(f"job {job_id} is {job.status}, which cannot move to {word!r} "
-                                 f"by this API's transitions")
-            if self.role(job) == "queued":
-                limit = self.spec.limits.concurrency_max
-                if limit is not None and self._running.get(job.tenant, 0) >= limit:
-                    raise ValueError(f"tenant {job.tenant!r} already runs {limit} jobs "
-                                     f"(limits.concurrency.max)")
-                self._dequeue(job)
-                job.started_at = now
-                job.attempt_count += 1
-            for step in route[:-1]:
-                self._move(job, step, now)
-            self._jump(job, word, now)
-        else:
-            raise ValueError(f"cannot force a job back to {word!r}")
-        return job
+        """Force ``job_id`` to ``status`` (a status word or a role); see :func:`steering.force`."""
+        return steering.force(self, job_id, status, error=error, result=result, when=when)
 
     def cancel(self, job: Job, to: str, via: str | None = None) -> bool:
-        """Cancel ``job``: straight to the terminal word ``to``, or through the transient
-        ``via`` first (for ``timing.flow[via].for`` seconds). Whatever was due by now has
-        fired first, so a cancel racing completion ends in exactly one terminal state,
-        decided by the clock. Returns False when the job had already ended."""
-        self.run_due()
-        if self.is_terminal(job) or (via is not None and job.status == via):
-            return not self.is_terminal(job)
-        if not self.spec.lifecycle.can_move(job.status, via or to):
-            return False  # this state can't be canceled: answered like an ended job
-        now = self.clock.now()
-        self._dequeue(job)
-        job.outcome = to
-        if via is None:
-            self._finish(job, now, to)
-            return True
-        job.gen += 1  # what was scheduled for the old path no longer fires
-        self._move(job, via, now)
-        step = self.spec.timing.flow.get(via)
-        stay = self.rng.uniform(*step.duration) if step is not None else 0.0
-        self._push(now + stay, _FINISH, job)
-        return True
+        """Cancel ``job`` (to ``to``, through ``via``); False if it had ended or can't be."""
+        return steering.cancel(self, job, to, via)
 
     def delete(self, job: Job) -> None:
-        """Forget ``job``: its entries, gate and idempotency key go with it."""
-        self._dequeue(job)
-        job.gen += 1
-        lc = self.spec.lifecycle
-        role = lc.states[job.status]
-        if role == "queued":
-            self._queued[job.tenant] = self._queued.get(job.tenant, 1) - 1
-        elif role not in TERMINAL_ROLES and role == "running":
-            self._running[job.tenant] = self._running.get(job.tenant, 1) - 1
-        if job.gate_key is not None and job.id in self._gates.get(job.gate_key, []):
-            self._gates[job.gate_key].remove(job.id)
-        if job.credits_to_charge is not None and role not in TERMINAL_ROLES:
-            self._held[job.tenant] = self._held.get(job.tenant, 0) - job.credits_to_charge
-        self._fire_watches(job)
-        self._forget(job, self.clock.now())
+        """Forget ``job``: its entries, gate, idempotency key and held credits go with it."""
+        steering.delete(self, job)
 
     def page(self, tenant: str | None, *, limit: int, after: str | None = None,
              where: Mapping[str, str] | None = None) -> tuple[list[Job], bool]:
-        """The tenant's jobs, newest first, after the job ``after`` (exclusive), filtered by
-        ``where`` (job field -> value); and whether more follow."""
-        out: list[Job] = []
-        seen_cursor = after is None
-        for job in reversed(list(self.store)):
-            if job.tenant != tenant:
-                continue
-            if not seen_cursor:
-                seen_cursor = job.id == after
-                continue
-            if where and any(str(getattr(job, f)) != v for f, v in where.items()):
-                continue
-            if len(out) == limit:
-                return out, True
-            out.append(job)
-        return out, False
+        """The tenant's jobs, newest first, after ``after``; and whether more follow."""
+        return steering.page(self, tenant, limit=limit, after=after, where=where)
 
     def _jump(self, job: Job, word: str, at: float) -> None:
-        """Move a job to the non-terminal ``word`` now, and go on from there: along its path
-        if ``word`` is on it, else along a continuation drawn from that state's own ``next``
-        (``timing.flow``) to an outcome it can reach."""
-        job.gen += 1  # the old schedule no longer fires
-        self._move(job, word, at)
-        index = next((i for i, (w, _) in enumerate(job.path) if w == word), None)
-        if index is None:
-            rest, outcome = walk_from(self.spec, self.rng, word)
-            step = self.spec.timing.flow.get(word)
-            stay = self.rng.uniform(*(step.duration if step else self.spec.timing.running))
-            job.path, job.outcome, index = ((word, stay), *rest), outcome, 0
-        job.running_for = sum(d for _, d in job.path[index:])
-        if job.advance.mode != "time":
-            return
-        due = at
-        for i in range(index + 1, len(job.path)):
-            due += job.path[i - 1][1]
-            self._push(due, _STEP, job, i)
-        self._push(due + job.path[-1][1], _FINISH, job)
+        steering.jump(self, job, word, at)
 
     def _dequeue(self, job: Job) -> None:
         waiting = self._waiting.get(job.tenant)
