@@ -183,6 +183,28 @@ async def test_extract_sync_true_holds_until_done_then_answers_200_bundle() -> N
 
 
 @pytest.mark.anyio
+async def test_extract_with_store_false_is_answered_inline_with_200() -> None:
+    """The document: stored extracts are async unless ?sync=true, so store=false is
+    answered inline (issue 13: a mode switched by a body field); ?async=true still queues."""
+    mock = Mock(SPEC, clock=VirtualClock())
+    async with serving(mock) as c:
+        r, ran = await held(
+            lambda: c.post(EXTRACT.path, json={**BODIES["extract"], "store": False}, headers=A),
+            lambda: c.post(f"/_jobmock/jobs/{only_job(mock)}/outcome",
+                           json={"status": COMPLETE, "when": "scheduled"}),
+            lambda: mock.engine.advance_clock(LONGEST),
+        )
+        assert ran == 2, "answered before the job could have completed"
+        assert r.status_code == 200 == status_of(EXTRACT, COMPLETE)
+        assert check(EXTRACT, r)["bundle_id"]
+        queued = await c.post(EXTRACT.path, params={"async": "true"},
+                              json={**BODIES["extract"], "store": False}, headers=A)
+        assert queued.status_code == 202
+        stored = await c.post(EXTRACT.path, json={**BODIES["extract"], "store": True}, headers=A)
+        assert stored.status_code == 202
+
+
+@pytest.mark.anyio
 async def test_sync_wins_over_async_when_both_are_given() -> None:
     mock = Mock(SPEC, clock=VirtualClock())
     async with serving(mock) as c:

@@ -416,17 +416,18 @@ class Mock:
                   body: Any = None) -> tuple[float, int | None]:
         """Seconds to hold this submit, and the Prefer wait applied (None if none was asked).
 
-        Body switches first, then query switches, then ``Prefer`` (RFC 7240: preferences are
+        Query switches first (an explicit ``?async=true`` wins), then body switches, then
+        ``Prefer`` (RFC 7240: preferences are
         comma separated, parameters after ``;`` are ignored; ``respond-async`` answers at
         once and a bare ``wait`` waits the maximum when the spec allows), else the default.
         """
         policy = op.wait
-        for pointer, value, wait in policy.body:
-            if pointers.get(body, pointer) == value:
-                return min(wait, policy.max) if policy.max else wait, None
         for param, value, wait in policy.query:
             got = request.query.get(param)
             if got is not None and str(got).lower() == value.lower():
+                return min(wait, policy.max) if policy.max else wait, None
+        for pointer, value, wait in policy.body:
+            if pointers.get(body, pointer) == value:
                 return min(wait, policy.max) if policy.max else wait, None
         if policy.prefer_header:
             prefs = [p.split(";", 1)[0].strip() for p in request.headers.get("prefer", "").split(",")]
