@@ -50,7 +50,7 @@ from .spec import ApiSpec, Operation, ResponseDef
 from .store import JobStore
 from .templates import iso
 from .urlrules import check_callback_url
-from .validation import OperationValidator
+from .validation import OperationValidator, shorten
 from .webhooks import DeliveryBook
 
 __all__ = ["AnswerHook", "ErrorHook", "JobAnswer", "Mock", "Request", "Response", "ResponseHook",
@@ -627,7 +627,7 @@ class Mock:
         now = self.clock.now()
         op, params, _ = self.route(request.method, request.path)
         ctx: dict[str, Any] = {
-            "message": exc.message, "now": iso(now), "now_ms": int(now * 1000),
+            "message": shorten(exc.message), "now": iso(now), "now_ms": int(now * 1000),
             "base_url": request.base_url, "tenant": (info or {}).get("tenant"),
             "request": {"method": request.method, "path": request.path,
                         "path_template": op.path if op else request.path, "params": params,

@@ -84,8 +84,9 @@ def build_machine(spec: ApiSpec, make_context: Callable[[], SuiteContext],
                   guard: ShrinkGuard | None = None) -> type[RuleBasedStateMachine]:
     """The state machine class for ``spec``; each run gets a fresh :class:`SuiteContext`.
 
-    ``guard`` bounds the run: an example that starts after the run's budget ended, or while
-    shrinking past its limits, is skipped at once (only the final replay always runs)."""
+    ``guard`` bounds the run: an example about to start after the run's budget ended, or
+    while shrinking past its bounds, ends the run (:class:`StopRun`); rules started before
+    the budget ended do nothing more once it has (except in the final replay)."""
     import schemathesis
 
     st_schema = schemathesis.openapi.from_dict(json.loads(json.dumps(spec.document)))
