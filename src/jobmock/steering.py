@@ -98,8 +98,15 @@ def force(engine: Engine, job_id: str, status: str, *, error: Any = None, result
                 raise ValueError(f"tenant {job.tenant!r} already runs {limit} jobs "
                                  f"(limits.concurrency.max)")
             engine._dequeue(job)
-            job.started_at = now
-            job.attempt_count += 1
+            if [w for w, _ in job.path[:len(route)]] != list(route):
+                # Make the job's path start with this route, then go on by the flow.
+                rest, outcome = walk_from(engine.spec, engine.rng, word)
+                stay = _stay(engine, word)
+                job.path = (*((w, 0.0) for w in route[:-1]), (word, stay), *rest)
+                job.outcome, job.running_for = outcome, sum(d for _, d in job.path)
+            # Starting claims the run (and a gate, where there is one) as a timed start does.
+            engine._start(job, now)
+            return job
         for step in route[:-1]:
             engine._move(job, step, now)
         engine._jump(job, word, now)
@@ -186,3 +193,8 @@ def jump(engine: Engine, job: Job, word: str, at: float) -> None:
         due += job.path[i - 1][1]
         engine._push(due, _STEP, job, i)
     engine._push(due + job.path[-1][1], _FINISH, job)
+
+
+def _stay(engine: Engine, word: str) -> float:
+    step = engine.spec.timing.flow.get(word)
+    return engine.rng.uniform(*(step.duration if step else engine.spec.timing.running))
