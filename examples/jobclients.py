@@ -79,6 +79,14 @@ class CromaClient:
             return self._ended(body)  # ended badly within the wait: the job envelope
         if r.status_code == 202:
             return self.wait_for(r.json()["id"], first_delay=_retry_after(r, 2))
+        job_id = r.headers.get("X-Job-Id")
+        if job_id and r.status_code in (502, 503, 504):
+            # Ended badly within the wait, answered like a synchronous endpoint: 502 failed
+            # (the job's error), 503 canceled, 504 expired.
+            error = self._error(r, job_id)
+            if r.status_code == 504:
+                raise JobExpired(f"job {job_id} expired", job_id=job_id, body=r.text)
+            raise JobFailed(str(error), job_id=job_id, status=r.status_code, body=r.text)
         raise self._error(r)
 
     def submit(self, source: str, document_type: str, document_number: str,
