@@ -444,3 +444,16 @@ def test_405_in_the_apis_error_shape_when_the_spec_names_one(tmp_path: Path) -> 
              headers={"authorization": "Bearer sk_test_croma_org_a"})
     assert r.status == 405 and r.json()["error"]["code"] == "method_not_allowed"
     assert r.header("allow") == "POST"
+
+
+def test_the_reference_page_is_the_schema_rendered() -> None:
+    """docs/x-jobmock.md is what `jobmock reference` writes from the schema: it can't drift."""
+    from click.testing import CliRunner
+
+    from jobmock.cli import main
+
+    page = (ROOT / "docs" / "x-jobmock.md").read_text(encoding="utf-8")
+    result = CliRunner().invoke(main, ["reference"])
+    assert result.exit_code == 0 and result.output == page
+    for key in ("timing.flow", "lifecycle.status_from", "assumed", "role", "page", "via"):
+        assert f"`{key}`" in page
