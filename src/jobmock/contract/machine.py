@@ -139,6 +139,16 @@ def build_machine(spec: ApiSpec, make_context: Callable[[], SuiteContext],
             # The spec may say a callback answers at once: then no wait applies.
             skip = bool(callback and ctx.receiver_url and op.wait.callback_skips_wait)
             wait = 0.0 if skip else mode.wait
+            if not skip and not any(p in mode.query for p, _, _ in op.wait.query):
+                # A body field may switch the wait (docimprint's store: false answers inline).
+                for pointer, value, switched in op.wait.body:
+                    if pointer_get(body, pointer) == (True, value):
+                        switched = min(switched, op.wait.max) if op.wait.max else switched
+                        if ctx.time.virtual or switched <= 2:
+                            wait = switched
+                        else:  # too long to hold in real time: leave that mode out
+                            body = without(body, pointer)
+                        break
             prefer_wait = 0 if skip and mode.prefer_wait is not None else mode.prefer_wait
             ex = ctx.time.hold(lambda: ctx.client.call(
                 op, tenant=tenant, params=params, query=mode.query, body=body,
