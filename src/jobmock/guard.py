@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-import json
 import math
 import re
 from dataclasses import dataclass
@@ -32,8 +31,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .dispatch import Mock, Request
+from .errors import ValidationFailed
 from .journal import REDACTED
 from .templates import iso
+from .validation import parse_json
 
 __all__ = ["MAX_BODY", "MAX_CLOCK", "MAX_DEPTH", "MAX_POLLS", "MAX_VALUES", "ControlPolicy",
            "Refusal", "check_caller", "clip", "clock_seconds", "configure_control",
@@ -201,24 +202,14 @@ def read_body(request: Request, yaml_ok: bool = False) -> dict[str, Any]:
     return data
 
 
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number JSON allows (numbers must be finite)")
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"the number {clip(text)} is out of range")
-    return value
-
-
 def _parse_json(raw: bytes) -> Any:
+    """The API's strict JSON reading (:func:`jobmock.validation.parse_json`: no NaN,
+    Infinity or out-of-range numbers), its refusal a control-plane 400; nesting and size
+    are bounded after, by :func:`_check_values`."""
     try:
-        return json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite)
-    except RecursionError:
-        raise Refusal(400, f"the body nests deeper than {MAX_DEPTH} levels") from None
-    except ValueError as exc:  # JSONDecodeError, a refused number, bad UTF-8, a huge integer
-        raise Refusal(400, f"the body is not valid JSON: {short(str(exc))}") from None
+        return parse_json(raw)
+    except ValidationFailed as exc:
+        raise Refusal(400, exc.message.replace("request body", "the body", 1)) from None
 
 
 def _parse_yaml(raw: bytes) -> Any:
