@@ -30,7 +30,7 @@ from respx.models import AllMockedAssertionError
 from starlette.testclient import TestClient
 
 import jobmock
-from jobmock import Mock, VirtualClock, inprocess, resolve_spec
+from jobmock import Mock, VirtualClock, resolve_spec
 from jobmock.asgi import create_app
 from jobmock.contract.runner import RunOptions, run_machine
 from jobmock.contract.violations import ContractViolation
@@ -761,7 +761,9 @@ def test_credential_helpers_present_a_demo_tenant(api_name: str) -> None:
 
 def test_scenario_option_goes_to_install_scenario(monkeypatch: pytest.MonkeyPatch) -> None:
     loaded: list[Any] = []
-    monkeypatch.setattr(inprocess, "install_scenario", lambda mock, source: loaded.append(source))
+    from jobmock import mockbuild
+
+    monkeypatch.setattr(mockbuild, "install_scenario", lambda mock, source: loaded.append(source))
     jobmock.mock("croma", scenario={"name": "x"})
     assert loaded == [{"name": "x"}]
 

@@ -206,6 +206,12 @@ def banner(spec: ApiSpec, base: str, clock: str, speed: float, seed: int,
               help="Clock seconds a finished job is kept, then forgotten (its polls answer "
                    "not-found); 0 keeps every job (default: 3600 on a real clock, 0 on a "
                    "virtual one, where time moves only when a test says).")
+@click.option("--max-sessions", default=256, show_default=True, type=click.IntRange(min=0),
+              metavar="N", help="Sessions (X-Jobmock-Session: NAME, each an isolated mock with "
+                                "its own clock, jobs and reset) open at once; 0: no sessions.")
+@click.option("--session-idle", default=1800.0, show_default=True,
+              type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Wall seconds after which an unused session is dropped.")
 @click.option("--max-body", default=None, type=click.IntRange(min=1), metavar="BYTES",
               help="Largest request body accepted; larger is refused 413 (default: 4 MiB).")
 @click.option("--read-timeout", default=30.0, show_default=True,
@@ -257,7 +263,8 @@ def serve(api: str, host: str, port: int, clock_kind: str, speed: float, seed: i
           webhook_mode: str = "deliver", webhook_record_status: int = 200,
           webhook_allow: str | None = None, log_level: str = "warning", log_format: str = "text",
           cors: tuple[str, ...] = (), retain: float | None = None, max_body: int | None = None,
-          read_timeout: float = 30.0) -> None:
+          read_timeout: float = 30.0, max_sessions: int = 256,
+          session_idle: float = 1800.0) -> None:
     """Serve a stateful mock of API (a bundled name or a spec file)."""
     from .control import configure_control, is_loopback_host
 
@@ -301,10 +308,21 @@ def serve(api: str, host: str, port: int, clock_kind: str, speed: float, seed: i
         import secrets
 
         seed = secrets.randbelow(2**31)
-    mock = Mock(spec, clock=make_clock(clock_kind, speed), seed=seed, journal_size=journal_size,
-                allow_private_callbacks=allow_private_callbacks, webhook_secret=webhook_secret,
-                webhook_timeout=webhook_timeout)
-    _configure_webhooks(mock, webhook_secret, webhook_mode, webhook_record_status, webhook_allow)
+    def make_mock(mock_seed: int) -> Mock:
+        """A mock with this server's options (no faults, no scenario): the default session's
+        and each named session's."""
+        made = Mock(spec, clock=make_clock(clock_kind, speed), seed=mock_seed,
+                    journal_size=journal_size, allow_private_callbacks=allow_private_callbacks,
+                    webhook_secret=webhook_secret, webhook_timeout=webhook_timeout)
+        _configure_webhooks(made, webhook_secret, webhook_mode, webhook_record_status,
+                            webhook_allow)
+        configure_control(made, token=control_token, loopback_only=control_token is None,
+                          keep_secrets=journal_secrets)
+        made.engine.retain = (retain if retain is not None
+                              else 0.0 if clock_kind == "virtual" else 3600.0)
+        return made
+
+    mock = make_mock(seed)
     from .faults import set_faults
 
     try:
@@ -319,13 +337,22 @@ def serve(api: str, host: str, port: int, clock_kind: str, speed: float, seed: i
             install_scenario(mock, plan if plan is not None else scenario)
         except ScenarioError as exc:
             raise click.ClickException(str(exc)) from exc
-    configure_control(mock, token=control_token, loopback_only=control_token is None,
-                      keep_secrets=journal_secrets)
-    mock.engine.retain = retain if retain is not None else 0.0 if clock_kind == "virtual" else 3600.0
     from .asgi import DEFAULT_MAX_BODY, Limits
 
     limits = Limits(max_body=max_body or DEFAULT_MAX_BODY, read_timeout=read_timeout)
-    jobmock_app = create_app(mock, control=control == "on", limits=limits)
+    jobmock_app: Any = create_app(mock, control=control == "on", limits=limits)
+    if max_sessions > 0:
+        import zlib
+
+        from .sessionapp import SessionApp
+
+        def make_session(name: str) -> Any:
+            # Seeded from the server's seed and the name: the same session repeats its ids.
+            return create_app(make_mock(zlib.crc32(f"{seed}/{name}".encode()) & 0x7FFFFFFF),
+                              control=control == "on", limits=limits)
+
+        jobmock_app = SessionApp(jobmock_app, make_session, idle=session_idle,
+                                 limit=max_sessions)
     app: Any = _wrap(jobmock_app, mock, log_level, log_format, cors)
     _run_server(app, jobmock_app, mock, server, host, port, read_timeout,
                 lambda base: banner(spec, base, clock_kind, speed, seed, webhook_secret))

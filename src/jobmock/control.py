@@ -157,9 +157,15 @@ def _route(mock: Mock, request: Request) -> tuple[int, Any]:
     engine = mock.engine
     engine.run_due()
     if parts == ["health"] and method == "GET":
-        return 200, {"status": "ok", "api": mock.spec.name, "jobs": len(engine.store),
-                     "allow_private_callbacks": mock.allow_private_callbacks,
-                     "clock": clock_info(mock)}
+        health = {"status": "ok", "api": mock.spec.name, "jobs": len(engine.store),
+                  "allow_private_callbacks": mock.allow_private_callbacks,
+                  "clock": clock_info(mock)}
+        sessions = mock.extensions.get("sessions")  # the session adapter's book, if served
+        if sessions is not None:
+            health["sessions"] = sessions.info()
+        if "session" in mock.extensions:
+            health["session"] = mock.extensions["session"]
+        return 200, health
     if parts == ["clock"] and method == "GET":
         return 200, clock_info(mock)
     if parts == ["clock", "advance"] and method == "POST":

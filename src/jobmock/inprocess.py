@@ -51,6 +51,7 @@ import ipaddress
 import re
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -62,17 +63,18 @@ import respx
 from respx.models import AllMockedAssertionError, PassThrough
 
 from . import behaviour
-from .bundled import resolve_spec
-from .clock import Clock, make_clock
+from .clock import Clock
 from .control import is_control
-from .dispatch import Mock, Request, Response, Suspend
+from .dispatch import Request, Response, Suspend
 from .engine import Advance, Job, JobPlan
-from .errors import LimitExceeded
+from .errors import LimitExceeded, RequestRefused
 from .faults import set_faults
 from .idle import IdlePolls
 from .journal import Journal, JournalEntry
 from .lifecycle import check_plan
+from .mockbuild import build_mock
 from .scenarios import install_scenario
+from .sessions import SESSION_HEADER, SessionRefused, session_name
 from .spec import TERMINAL_ROLES, ApiSpec
 from .stack import Stack
 from .webhooks import Attempt, Delivery
@@ -86,34 +88,6 @@ AutoAdvance = str | float | Callable[["InProcessMock", Request], float] | None
 
 #: The host an API without ``servers`` is mocked at.
 FALLBACK_BASE_URL = "https://jobmock.invalid"
-
-
-def build_mock(api: str | Path | ApiSpec, *, seed: int = 0, clock: str | Clock = "virtual",
-               speed: float = 1.0, advance: str | Advance | None = None, polls: int = 1,
-               scenario: Any = None, faults: tuple[str, ...] | list[str] = (),
-               allow_private_callbacks: bool = False, webhook_secret: str | None = None,
-               webhook_timeout: float | None = None, journal_size: int = 10_000,
-               **mock_options: Any) -> Mock:
-    """A :class:`Mock` of ``api`` (a bundled name, a spec path, or an :class:`ApiSpec`).
-
-    ``clock``: ``"virtual"`` (default), ``"real"`` (sped up by ``speed``) or a clock object.
-    ``advance``: how jobs advance, ``"time"`` (default), ``"polls"`` (every ``polls`` reads
-    move a job one step) or ``"manual"`` (only :meth:`force`), or an :class:`Advance`.
-    ``scenario``: a scenario file or mapping (see :mod:`jobmock.scenarios`).
-    ``faults``: deliberate contract violations (see :mod:`jobmock.faults`).
-    Other keywords go to :class:`Mock` as they are.
-    """
-    spec = resolve_spec(api)
-    the_clock = make_clock(clock, speed) if isinstance(clock, str) else clock
-    policy = advance if isinstance(advance, Advance) or advance is None else Advance(advance, polls)
-    m = Mock(spec, clock=the_clock, seed=seed, journal_size=journal_size,
-             allow_private_callbacks=allow_private_callbacks, advance=policy,
-             webhook_secret=webhook_secret, webhook_timeout=webhook_timeout, **mock_options)
-    if faults:
-        set_faults(m, faults)
-    if scenario is not None:
-        install_scenario(m, scenario)
-    return m
 
 
 def _is_loopback(host: str) -> bool:
@@ -226,6 +200,8 @@ class InProcessMock:
         #: One request (or clock move) at a time: the engine is not thread-safe, and a client
         #: may call from several threads.
         self._lock = threading.RLock()
+        #: Sessions (X-Jobmock-Session), each a mock of its own; None in a session itself.
+        self._sessions: dict[str, InProcessMock] | None = {}
 
     # -- context manager and decorator ---------------------------------------------------
 
@@ -235,8 +211,9 @@ class InProcessMock:
             raise RuntimeError("this jobmock.mock(...) is already active")
         self.router.start()
         self._active = True
-        if self.mock.webhooks is not None and getattr(self.mock, "deliver_webhooks", True):
-            self.mock.webhooks.set_sender(self._send_webhook)
+        for api in (self, *(self._sessions or {}).values()):
+            if api.mock.webhooks is not None and getattr(api.mock, "deliver_webhooks", True):
+                api.mock.webhooks.set_sender(api._send_webhook)
         return self
 
     def stop(self, quiet: bool = False) -> None:
@@ -244,14 +221,15 @@ class InProcessMock:
         if not self._active:
             return
         self._active = False
-        if self.mock.webhooks is not None:
-            self.mock.webhooks.set_sender(None)
         try:
             self.router.stop(clear=False, reset=False, quiet=quiet)
         finally:
-            if self._transport is not None:
-                self._transport.close()
-                self._transport = None
+            for api in (self, *(self._sessions or {}).values()):
+                if api.mock.webhooks is not None:
+                    api.mock.webhooks.set_sender(None)
+                if api._transport is not None:
+                    api._transport.close()
+                    api._transport = None
 
     def __enter__(self) -> InProcessMock:
         return self.start()
@@ -266,6 +244,25 @@ class InProcessMock:
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
         self.stop(quiet=exc_type is not None)
+
+    def session(self, name: str) -> InProcessMock:
+        """Session ``name``: an isolated mock (own clock, jobs, journal, faults, reset) that
+        answers requests sent with ``X-Jobmock-Session: name``; made on first use with this
+        mock's options but no faults or scenario, seeded from the seed and the name."""
+        if self._sessions is None:
+            raise RuntimeError("a session has no sessions of its own")
+        session_name({SESSION_HEADER.lower(): name})  # a name the header could carry
+        child = self._sessions.get(name)
+        if child is None:
+            args = {k: v for k, v in self._args.items() if k not in ("faults", "scenario")}
+            args["seed"] = zlib.crc32(f"{args.get('seed', 0)}/{name}".encode()) & 0x7FFFFFFF
+            child = InProcessMock(self._api, **args)
+            child._sessions, child.router = None, self.router  # webhooks reach our routes
+            child.mock.extensions["session"] = name
+            if self._active and child.mock.webhooks is not None and child.mock.deliver_webhooks:
+                child.mock.webhooks.set_sender(child._send_webhook)
+            self._sessions[name] = child
+        return child
 
     def fresh(self) -> InProcessMock:
         """A new, unstarted mock with the same options (what the decorator uses per call)."""
@@ -315,6 +312,18 @@ class InProcessMock:
 
     def _handle(self, request: httpx.Request) -> httpx.Response:
         with self._lock:
+            if self._sessions is not None:
+                try:
+                    query = dict(parse_qsl(request.url.query.decode("latin-1")))
+                    name = session_name({k.lower(): v for k, v in request.headers.items()},
+                                        query if "/_jobmock" in request.url.path else None)
+                except SessionRefused as exc:
+                    refused = self.mock.refuse(self._to_request(request),
+                                               RequestRefused(exc.message, status=exc.status))
+                    return httpx.Response(refused.status, headers=refused.headers,
+                                          content=refused.body, request=request)
+                if name is not None:
+                    return self.session(name)._answer(request)
             return self._answer(request)
 
     def _answer(self, request: httpx.Request) -> httpx.Response:

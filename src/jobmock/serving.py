@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .asgi import JobmockApp
+    from .sessionapp import SessionApp
 
 __all__ = ["KEEP_ALIVE", "MAX_HEAD", "STOP_GRACE", "ListenError", "guarded_h11", "listen", "run"]
 
@@ -111,7 +112,7 @@ def guarded_h11(head_timeout: float) -> type[asyncio.Protocol]:
     return GuardedH11Protocol
 
 
-def run(app: Any, jobmock_app: JobmockApp, sock: socket.socket, server: str, *, host: str,
+def run(app: Any, jobmock_app: JobmockApp | SessionApp, sock: socket.socket, server: str, *, host: str,
         read_timeout: float, started: Callable[[], None]) -> None:
     """Serve ``app`` (``jobmock_app``, perhaps wrapped) on ``sock`` until a signal stops it.
 
@@ -144,7 +145,7 @@ class _Runner:
             self.task.cancel()
 
 
-async def _serve(runner: _Runner, jobmock_app: JobmockApp, started: Callable[[], None]) -> None:
+async def _serve(runner: _Runner, jobmock_app: JobmockApp | SessionApp, started: Callable[[], None]) -> None:
     loop = asyncio.get_running_loop()
     signals = 0
 
@@ -251,7 +252,7 @@ class _GranianRunner(_Runner):
         self.server.stop()  # type: ignore[no-untyped-call]
 
 
-def _run_granian(app: Any, jobmock_app: JobmockApp, sock: socket.socket, *, host: str,
+def _run_granian(app: Any, jobmock_app: JobmockApp | SessionApp, sock: socket.socket, *, host: str,
                  read_timeout: float, started: Callable[[], None]) -> None:
     """granian's embedded server binds its own socket: ``sock`` proved the address free and
     chose the port; it is closed just before granian binds the same address."""

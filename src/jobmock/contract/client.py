@@ -14,6 +14,7 @@ import httpx
 
 from ..spec import ApiSpec, Operation
 from .budget import REQUEST_TIMEOUT
+from .session import session_headers
 from .verdicts import VERDICTS
 from .violations import ContractViolation
 
@@ -103,6 +104,8 @@ class ContractClient:
                                  follow_redirects=False)
         self.exchanges: list[Exchange] = []
         self.on_failure = on_failure
+        #: The suite's own session on a jobmock server that offers sessions (else empty).
+        self.session = session_headers(self.base_url) if transport is None else {}
 
     def close(self) -> None:
         self.http.close()
@@ -124,7 +127,7 @@ class ContractClient:
              note: str = "", wait: float = 0.0) -> Exchange:
         """Send one request; ``wait``: seconds the server may hold it (an inline wait), on top
         of the client's timeout. No answer in time is a violation of ``answers``."""
-        hdrs = dict(headers or {})
+        hdrs = {**self.session, **(headers or {})}
         content = raw
         if body is not None and raw is None:
             content = json.dumps(body, ensure_ascii=False).encode()

@@ -234,7 +234,7 @@ class StatelessRunner:
         if (case.method.upper(), case.operation.path) in {
                 (o.method.upper(), o.path) for o in self.spec.submit_operations}:
             case.headers = {**(case.headers or {}), **pinned_headers(self.spec)}
-        case.headers = {**(case.headers or {}), **self.auth}
+        case.headers = {**(case.headers or {}), **self.auth, **self.client.session}
         hooks = self.spec.webhooks
         if hooks is not None and isinstance(case.body, dict):
             found, url = find(case.body, hooks.url_pointer)
