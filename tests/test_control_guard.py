@@ -194,6 +194,10 @@ def test_an_empty_token_is_refused() -> None:
     ("localhost:8080", True), ("127.0.0.1:8080", True), ("127.9.9.9", True), ("[::1]:8080", True),
     ("app.localhost", True), ("evil.example:8080", False), ("10.0.0.1", False),
     ("127.0.0.1.evil.example", False), ("0.0.0.0:8080", False),
+    # One helper (urlrules.is_loopback_host) since the tidy branch: these spellings reach
+    # 127.0.0.1 too, and no browser sends them for a DNS-rebinding page.
+    ("127.1:8080", True), ("[::ffff:127.0.0.1]:8080", True), ("LOCALHOST.:8080", True),
+    ("localhost.evil.example", False),
 ])
 def test_without_a_token_serve_answers_loopback_names_only(host: str, allowed: bool) -> None:
     mock, client = make("croma")

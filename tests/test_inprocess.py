@@ -658,11 +658,13 @@ def test_webhook_latency_past_the_timeout_is_a_timeout() -> None:
 
 
 @pytest.mark.live
+@pytest.mark.parametrize("spelling", ["127.0.0.1", "127.1", "localhost"])
 def test_a_loopback_webhook_receiver_gets_the_webhook_over_the_network(
-        webhook_receiver: WebhookReceiver) -> None:
+        webhook_receiver: WebhookReceiver, spelling: str) -> None:
+    url = webhook_receiver.url.replace("127.0.0.1", spelling, 1)
     with jobmock.mock("croma", allow_private_callbacks=True) as api, \
             httpx.Client(base_url=api.base_url) as client:
-        r = client.post(SICAAC.path, json={**PERSON, "callback_url": webhook_receiver.url},
+        r = client.post(SICAAC.path, json={**PERSON, "callback_url": url},
                         headers={**creds(CROMA), "Prefer": "wait=0"})
         api.force(r.json()["id"], "completed")
         webhook_receiver.wait_for(1, timeout=5)

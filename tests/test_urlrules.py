@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from jobmock import resolve_spec
-from jobmock.urlrules import check_callback_url
+from jobmock.urlrules import check_callback_url, is_loopback_host
 
 # Every spelling of a non-public target the ``public-https`` rule must refuse.
 PRIVATE_OR_LOCAL = [
@@ -108,3 +108,43 @@ def test_croma_spec_states_the_public_https_rule() -> None:
     webhooks = resolve_spec("croma").webhooks
     assert webhooks is not None
     assert webhooks.url_rule == "public-https"
+
+
+# -- is_loopback_host: the one test of "this machine" (guard, serve --host, in-process) --------
+
+# guard's and inprocess's former copies missed the inet_aton spellings and IPv4-mapped IPv6
+# (both reach 127.0.0.1), and inprocess's missed case, a trailing dot and surrounding space.
+LOOPBACK = ["localhost", "LOCALHOST", "localhost.", "LocalHost..", " localhost ", "api.localhost",
+            "127.0.0.1", "127.9.8.7", "127.255.255.254", "127.1", "0x7f000001", "2130706433",
+            "017700000001", "::1", "[::1]", "0:0:0:0:0:0:0:1", "::1%lo", "::ffff:127.0.0.1",
+            "[::FFFF:127.0.0.1]", "[::ffff:7f00:1]"]
+NOT_LOOPBACK = ["", "0.0.0.0", "::", "[::]", "10.0.0.1", "8.8.8.8", "example.com",
+                "127.0.0.1.nip.io", "localhost.example.com", "notlocalhost", "localhost-1",
+                "::127.0.0.1",  # IPv4-compatible (deprecated): not routed to loopback
+                "2002:7f00:1::",  # 6to4 of 127.0.0.1: a relay, not this machine
+                "::ffff:10.0.0.1", "127.0.0.1 evil.example", "127.0.0.1\tevil.example", "0x7f.1.evil"]
+
+
+@pytest.mark.parametrize("host", LOOPBACK)
+def test_loopback_hosts_in_every_spelling(host: str) -> None:
+    assert is_loopback_host(host)
+
+
+@pytest.mark.parametrize("host", NOT_LOOPBACK)
+def test_hosts_that_are_not_loopback(host: str) -> None:
+    assert not is_loopback_host(host)
+
+
+def test_every_loopback_check_is_this_one() -> None:
+    from jobmock import control, guard, inprocess
+
+    assert guard.is_loopback_host is is_loopback_host
+    assert control.is_loopback_host is is_loopback_host
+    assert inprocess.is_loopback_host is is_loopback_host
+    assert not hasattr(inprocess, "_is_loopback")
+
+
+@pytest.mark.parametrize("host", [h for h in LOOPBACK if h.strip() == h and "%" not in h])
+def test_public_https_refuses_every_loopback_spelling(host: str) -> None:
+    bracketed = f"[{host.strip('[]')}]" if ":" in host else host
+    assert check_callback_url(f"https://{bracketed}/x", "public-https") is not None

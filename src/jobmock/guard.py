@@ -23,7 +23,6 @@ the secrets an answer must not show (:func:`known_secrets`, :func:`redacted`).
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import math
 import re
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from .dispatch import Mock, Request
 from .errors import ValidationFailed
 from .journal import REDACTED
 from .templates import iso
+from .urlrules import is_loopback_host
 from .validation import parse_json
 
 __all__ = ["MAX_BODY", "MAX_CLOCK", "MAX_DEPTH", "MAX_POLLS", "MAX_VALUES", "ControlPolicy",
@@ -91,17 +91,6 @@ def control_policy(mock: Mock) -> ControlPolicy:
     """The policy :func:`configure_control` set on ``mock`` (the default one if none)."""
     found = mock.extensions.get("control")
     return found if isinstance(found, ControlPolicy) else ControlPolicy()
-
-
-def is_loopback_host(host: str) -> bool:
-    """Whether ``host`` (a name or address, without a port) is this machine's loopback."""
-    name = host.strip().strip("[]").rstrip(".").lower()
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 def clip(value: Any) -> str:

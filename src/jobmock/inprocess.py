@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import ipaddress
 import re
 import threading
 import time
@@ -77,6 +76,7 @@ from .scenarios import install_scenario
 from .sessions import SESSION_HEADER, SessionRefused, session_name
 from .spec import TERMINAL_ROLES, ApiSpec
 from .stack import Stack
+from .urlrules import is_loopback_host
 from .webhooks import Attempt, Delivery
 
 __all__ = ["AutoAdvance", "InProcessMock", "build_mock", "mock"]
@@ -88,15 +88,6 @@ AutoAdvance = str | float | Callable[["InProcessMock", Request], float] | None
 
 #: The host an API without ``servers`` is mocked at.
 FALLBACK_BASE_URL = "https://jobmock.invalid"
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _describe(exc: Exception) -> str:
@@ -456,7 +447,7 @@ class InProcessMock:
         try:
             return self.router.handler(request).status_code
         except AllMockedAssertionError:
-            if not (self.pass_through or _is_loopback(request.url.host)):
+            if not (self.pass_through or is_loopback_host(request.url.host)):
                 raise _NotRouted(f"no respx route matches POST {request.url} (add one with "
                                  f"api.webhook_route(url)); not sent") from None
         except PassThrough:

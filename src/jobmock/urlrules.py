@@ -9,15 +9,20 @@ userinfo tricks (the host is what follows the ``@``).
 ``allow_private`` (``jobmock serve --allow-private-callbacks``) is for local
 development: it accepts any absolute http(s) URL, so a receiver on your own machine
 gets its webhooks.
+
+:func:`is_loopback_host` is the one test of "this machine" every part of jobmock uses: the
+control plane's ``Host`` check, ``serve --host`` without a token, and the in-process mock
+sending a webhook to a local receiver over the network.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from urllib.parse import urlsplit
 
-__all__ = ["check_callback_url", "check_resolved", "needs_resolution"]
+__all__ = ["check_callback_url", "check_resolved", "is_loopback_host", "needs_resolution"]
 
 _LOCAL_SUFFIXES = (".localhost", ".local", ".internal", ".localdomain", ".home.arpa")
 #: Appended to a refusal the mock would lift for local development.
@@ -35,6 +40,35 @@ def _literal_ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | No
         return ipaddress.IPv4Address(socket.inet_aton(host))
     except (OSError, ValueError):
         return None
+
+
+#: What an address may be written with (IPv4 in any inet_aton spelling, IPv6 with a zone):
+#: glibc's inet_aton reads "127.0.0.1 evil.example" as 127.0.0.1, so nothing else may pass.
+_ADDRESS_CHARS = re.compile(r"^[0-9a-z.:%_-]+$")
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` (a name or address, without a port) is this machine's loopback.
+
+    Case, surrounding space, ``[]`` brackets and trailing dots are ignored. Loopback is
+    ``localhost`` and every ``*.localhost`` name (RFC 6761), and a loopback address in every
+    spelling ``inet_aton`` or ``ipaddress`` reads: ``127.0.0.0/8`` (``127.0.0.1``,
+    ``127.1``, ``0x7f000001``, ``2130706433``), ``::1`` and ``::ffff:127.x.y.z`` (an
+    IPv4-mapped loopback address). Not loopback: ``0.0.0.0``, ``::`` and names that only
+    start with one (``127.0.0.1.nip.io``, ``localhost.example.com``).
+    """
+    name = host.strip().strip("[]").rstrip(".").lower()
+    if _localhost_name(name):
+        return True
+    ip = _literal_ip(name) if _ADDRESS_CHARS.match(name) else None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip is not None and ip.is_loopback
+
+
+def _localhost_name(name: str) -> bool:
+    """``localhost`` or a ``*.localhost`` name (RFC 6761: always this machine)."""
+    return name == "localhost" or name.endswith(".localhost")
 
 
 def _is_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
@@ -66,7 +100,7 @@ def check_callback_url(url: object, rule: str, *, allow_private: bool = False) -
     name = host.rstrip(".").lower()
     ip = _literal_ip(name)
     dotless = "." not in name and ":" not in name and ip is None
-    if name == "localhost" or name.endswith(_LOCAL_SUFFIXES) or dotless:
+    if _localhost_name(name) or name.endswith(_LOCAL_SUFFIXES) or dotless:
         return f"callback URL host {host!r} is not a public host{PRIVATE_HINT}"
     if ip is not None and not _is_public(ip):
         return f"callback URL host {host!r} is a private, loopback or reserved address{PRIVATE_HINT}"
