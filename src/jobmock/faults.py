@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
@@ -20,7 +21,12 @@ from .pointers import get, replace_existing
 from .records import Job
 from .templates import iso, template_pointers
 
-__all__ = ["FAULTS", "Fault", "FaultSwitch", "enabled", "set_faults", "switch"]
+__all__ = ["FAULTS", "MEMORY_SIZE", "Fault", "FaultSwitch", "enabled", "set_faults", "switch"]
+
+#: How many jobs a :class:`FaultSwitch` remembers (the latest ones, like the journal's ring
+#: buffer): a fault's memory stays flat under load. A job that fell off answers its next
+#: poll as if first seen (``terminal_changes``: honestly once more).
+MEMORY_SIZE = 10_000
 
 _PREFER_WAIT = re.compile(r"^\s*wait\s*=\s*\"?(\d{1,9})\"?\s*$", re.IGNORECASE)
 
@@ -75,8 +81,10 @@ class FaultSwitch:
     def __init__(self, mock: Mock) -> None:
         self.mock = mock
         self.enabled: frozenset[str] = frozenset()
-        #: Jobs a fault has already seen, cleared by ``Mock.reset``.
-        self.memory: set[str] = set()
+        #: Jobs a fault has already seen, oldest first, at most :attr:`memory_size` of them;
+        #: cleared by ``Mock.reset``.
+        self.memory: OrderedDict[str, None] = OrderedDict()
+        self.memory_size = MEMORY_SIZE
         mock.answer_hooks.append(self._on_answer)
         mock.error_hooks.append(self._on_error)
         mock.reset_hooks.append(self.memory.clear)
@@ -107,6 +115,13 @@ class FaultSwitch:
                 retry = replace(config.retry, delays=tuple(d / 6 for d in config.retry.delays))
                 config = replace(config, retry=retry)
             mock.webhooks.config = config
+
+    def _remember(self, job_id: str) -> None:
+        """Note ``job_id`` as seen, forgetting the oldest beyond :attr:`memory_size`."""
+        self.memory[job_id] = None
+        self.memory.move_to_end(job_id)
+        while len(self.memory) > self.memory_size:  # one pass, unless the size was lowered
+            self.memory.popitem(last=False)
 
     def _on_error(self, exc: ApiError, response: Response) -> Response:
         faults = self.enabled
@@ -167,7 +182,7 @@ class FaultSwitch:
                 other = sorted(w for w in spec.lifecycle.terminal_words if w != job.status)
                 if other:
                     replace_existing(body, status_pointer, other[0])
-            self.memory.add(job.id)
+            self._remember(job.id)
         if "wrong_status_word" in faults:
             replace_existing(body, status_pointer, "DONE-ISH")
         if "data_while_running" in faults and role in ("queued", "running"):
