@@ -22,6 +22,7 @@ from jobmock.asgi import create_app
 from jobmock.cli import main
 from jobmock.errors import ScenarioError
 from jobmock.scenarios import (
+    MAX_LATENCY,
     MISSING,
     ActiveScenario,
     StoryFailure,
@@ -36,6 +37,7 @@ from jobmock.scenarios import (
     scenario_mock,
     scenario_schema,
 )
+from jobmock.scenarios.format import ResponseFault
 from jobmock.testing import run_story
 
 FIXTURES = scenario_files()
@@ -502,6 +504,48 @@ def test_jobmock_serve_refuses_a_malformed_scenario_naming_file_and_key(tmp_path
     result = CliRunner().invoke(main, ["serve", "croma", "--clock", "virtual", "--scenario", str(path)])
     assert result.exit_code != 0
     assert f"{path}: at /rules/0/job/outcome: expected a terminal status word of croma" in result.output
+
+
+def test_a_latency_over_the_maximum_is_refused_at_load_with_every_mistake(tmp_path: Path) -> None:
+    assert scenario_schema()["$defs"]["response"]["properties"]["latency"]["maximum"] == MAX_LATENCY
+    path = tmp_path / "slow.yaml"
+    path.write_text(yaml.safe_dump({**CROMA_OK, "rules": [
+        {"response": {"latency": MAX_LATENCY + 1}},
+        {"response": {"latency": MAX_LATENCY}},  # the maximum itself is fine
+        {"response": {"latency": 1e308}, "job": {"running_for": -1}},
+    ]}))
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    found = {(e.file, e.key): e.expected for e in info.value.problems}
+    assert set(found) == {(str(path), "/rules/0/response/latency"),
+                          (str(path), "/rules/2/response/latency"),
+                          (str(path), "/rules/2/job/running_for")}, str(info.value)
+    assert "greater than the maximum of 3600" in found[(str(path), "/rules/0/response/latency")]
+    assert str(info.value).count(f"{path}: at /rules/") == 3
+    rules = [{"response": {"latency": MAX_LATENCY}}]
+    assert load_scenario({**CROMA_OK, "rules": rules}).rules[0].response.latency == MAX_LATENCY  # type: ignore[union-attr]
+
+
+def test_the_control_plane_and_serve_refuse_a_latency_over_the_maximum(tmp_path: Path) -> None:
+    doc = {**CROMA_OK, "rules": [{"response": {"latency": 86_400}}, {"response": {"latency": 7200}}]}
+    mock = Mock(resolve_spec("croma"), clock=VirtualClock())
+    with TestClient(create_app(mock), base_url="http://mock.test") as client:
+        r = client.post("/_jobmock/scenario", json=doc)
+    assert r.status_code == 400
+    error = r.json()["error"]
+    assert "/rules/0/response/latency" in error and "/rules/1/response/latency" in error
+    assert active_scenario(mock) is None
+    path = tmp_path / "slow.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    result = CliRunner().invoke(main, ["serve", "croma", "--clock", "virtual", "--scenario", str(path)])
+    assert result.exit_code != 0
+    assert f"{path}: at /rules/1/response/latency: expected 7200 is greater than the maximum" in result.output
+
+
+@pytest.mark.parametrize("latency", [MAX_LATENCY * 2, -1.0, float("nan"), float("inf")])
+def test_a_response_fault_built_in_python_keeps_within_the_maximum(latency: float) -> None:
+    with pytest.raises(ValueError, match="latency must be from 0 to 3600"):
+        ResponseFault(latency=latency)
 
 
 def test_jobmock_serve_refuses_a_scenario_for_another_api() -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -63,6 +63,7 @@ __all__ = [
     "Timing",
     "WaitPolicy",
     "Webhooks",
+    "check_schema",
     "extension_schema",
     "load_spec",
     "read_yaml",
@@ -132,8 +133,10 @@ def _check_openapi(doc: dict[str, Any], file: str) -> None:
         raise SpecError(file, where, f"a valid OpenAPI 3.1 document: {detail}") from exc
 
 
-def _check_schema(value: Any, schema: dict[str, Any], file: str, base: str) -> None:
-    """Raise one SpecError naming every key that breaks ``schema`` (best match first)."""
+def check_schema(value: Any, schema: dict[str, Any], file: str, base: str,
+                 error: type[SpecError] = SpecError, pointer: Callable[[Any], str] = _pointer) -> None:
+    """Raise one ``error`` (a SpecError, or a subclass such as ScenarioError) naming every
+    key that breaks ``schema`` (best match first); ``pointer`` writes a key's path."""
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(value), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
@@ -144,10 +147,10 @@ def _check_schema(value: Any, schema: dict[str, Any], file: str, base: str) -> N
             # One mistake per key: a oneOf/anyOf failure lists its own best sub-error.
             if err.context:
                 err = jsonschema.exceptions.best_match(err.context) or err
-            key = base + _pointer(err.absolute_path).rstrip("/")
-            found.setdefault(key, SpecError(file, key, err.message))
+            key = base + pointer(err.absolute_path).rstrip("/")
+            found.setdefault(key, error(file, key, err.message))
         first, *rest = found.values()
-        raise SpecError(first.file, first.key, first.expected, tuple(rest))
+        raise error(first.file, first.key, first.expected, tuple(rest))
 
 
 def build_spec(doc: dict[str, Any], file: str, default_name: str = "api") -> ApiSpec:
@@ -156,7 +159,7 @@ def build_spec(doc: dict[str, Any], file: str, default_name: str = "api") -> Api
     if "x-jobmock" not in doc:
         raise SpecError(file, "/x-jobmock", "an x-jobmock block stating the job lifecycle")
     ext: dict[str, Any] = doc["x-jobmock"]
-    _check_schema(ext, extension_schema(), file, "/x-jobmock")
+    check_schema(ext, extension_schema(), file, "/x-jobmock")
     b = _Builder(doc, ext, file)
     return b.build(default_name)
 
@@ -424,7 +427,7 @@ class _Builder:
                 where = f"/paths/{path.replace('/', '~1')}/{method}"
                 x = o.get("x-jobmock") or {}
                 if x:
-                    _check_schema(x, op_schema, self.file, where + "/x-jobmock")
+                    check_schema(x, op_schema, self.file, where + "/x-jobmock")
                 params = []
                 for p in [*shared_params, *(o.get("parameters") or [])]:
                     p = self.resolve(p)

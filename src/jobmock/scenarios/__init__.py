@@ -9,7 +9,8 @@ and against the API's spec) names an API and holds:
   per step, manual, progress steps), to the answer (``response``: latency, a status with
   a literal body or one of the spec's named errors, added or removed headers, a dropped
   connection, a malformed body), or refuses the request with one of the spec's limit
-  errors (``limit``). ``times`` caps how often a rule applies.
+  errors (``limit``). ``times`` caps how often a rule applies. A ``latency`` is at most
+  :data:`MAX_LATENCY` (3600 clock seconds); a larger one is refused at load.
 - settings: ``seed``, ``clock``, ``advance`` (the policy), ``limits`` (queue and
   concurrency overrides), ``allow_private_callbacks``, ``webhook_receiver`` (how the
   receiver misbehaves: the story's loopback receiver is set up so);
@@ -18,6 +19,9 @@ and against the API's spec) names an API and holds:
   executable example. :func:`jobmock.testing.run_story` runs it in-process, or against a
   live ``jobmock serve API --clock virtual --scenario FILE``; :func:`run_story` here runs
   it through an httpx client (and webhook receiver) the caller started.
+
+A file that breaks the schema gets one :class:`~jobmock.errors.ScenarioError` naming every
+key that does (``problems``), the best match first.
 
 Loading: ``jobmock serve API --scenario FILE``, ``POST /_jobmock/scenario`` (the file as
 JSON), ``install_scenario(mock, path_or_mapping)``. Loading starts from a clean state: jobs,
@@ -75,11 +79,20 @@ the test harness's job (:mod:`jobmock.testing`); nothing here depends on an adap
 from __future__ import annotations
 
 from ._common import MISSING, compare, pointer_get
-from .format import Scenario, catalog, fixtures_dir, load_scenario, scenario_files, scenario_schema
+from .format import (
+    MAX_LATENCY,
+    Scenario,
+    catalog,
+    fixtures_dir,
+    load_scenario,
+    scenario_files,
+    scenario_schema,
+)
 from .runtime import ActiveScenario, active_scenario, install_scenario, scenario_mock
 from .story import StoryFailure, StoryRunner, run_story, run_story_async
 
 __all__ = [
+    "MAX_LATENCY",
     "MISSING",
     "ActiveScenario",
     "Scenario",

@@ -13,13 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import jsonschema
-
 from ..bundled import bundled_names, resolve_spec, resource_dir
 from ..engine import Advance
 from ..errors import ApiError, ScenarioError, SpecError
 from ..lifecycle import check_plan
-from ..spec import ROLES, ApiSpec, Operation, packaged_schema, read_yaml
+from ..spec import ROLES, ApiSpec, Operation, check_schema, packaged_schema, read_yaml
 from ._common import _REF, MISSING, _escape, _is_matcher, _text, compare, pointer_get
 
 if TYPE_CHECKING:
@@ -27,6 +25,7 @@ if TYPE_CHECKING:
     from ..receiver import WebhookReceiver
 
 __all__ = [
+    "MAX_LATENCY",
     "LimitHit",
     "Match",
     "ReceiverPlan",
@@ -42,6 +41,10 @@ __all__ = [
 ]
 
 _MALFORMED = b'{"error": "upstream timed out", "detail": '
+#: The longest ``response.latency`` a rule may ask for, in clock seconds (one hour): the
+#: schema's ``maximum``, refused at load. A held answer longer than any client's timeout
+#: shows nothing more, and a larger one would push its release past the times a clock keeps.
+MAX_LATENCY = 3600.0
 _MATCHER_KEYS = frozenset({"$present", "$len", "$in", "$pluck", "$equals", "$gte", "$lte",
                            "$contains", "$sent", "$received"})
 _STEP_KINDS = ("submit", "request", "poll", "advance", "force", "expect", "note")
@@ -152,6 +155,10 @@ class ResponseFault:
     remove: tuple[str, ...] = ()
     drop: bool = False
     malformed: bytes | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.latency <= MAX_LATENCY:  # NaN fails too
+            raise ValueError(f"latency must be from 0 to {MAX_LATENCY:g} seconds, got {self.latency!r}")
 
     def apply(self, mock: Mock, request: Request, response: Response,
               info: Mapping[str, Any]) -> Response:
@@ -293,14 +300,13 @@ def load_scenario(source: str | Path | Mapping[str, Any] | Scenario, *,
         doc = read_yaml(Path(file), "scenario", ScenarioError)
     if not isinstance(doc, dict):
         raise ScenarioError(file, "", "a scenario: a mapping with api, description, rules and story")
-    validator = jsonschema.Draft202012Validator(scenario_schema())
-    errors = list(validator.iter_errors(doc))
-    if errors:
-        err = jsonschema.exceptions.best_match(errors)
-        assert err is not None
-        where = "".join(f"/{_escape(str(p))}" for p in err.absolute_path)
-        raise ScenarioError(file, where, err.message)
+    # Every key that breaks the schema, best match first (a latency over MAX_LATENCY too).
+    check_schema(doc, scenario_schema(), file, "", ScenarioError, _json_pointer)
     return _Builder(doc, file, base_dir, default_name).build()
+
+
+def _json_pointer(parts: Any) -> str:
+    return "".join(f"/{_escape(str(p))}" for p in parts)
 
 
 class _Builder:
