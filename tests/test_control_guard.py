@@ -247,6 +247,56 @@ def test_a_scenario_has_at_most_max_rules(croma: tuple[Mock, TestClient]) -> Non
     assert client.post("/_jobmock/scenario", json=doc).status_code == 200
 
 
+@pytest.mark.parametrize("key", ["progress", "path"])
+def test_a_scenario_job_has_at_most_100_progress_steps_or_path_words(
+        croma: tuple[Mock, TestClient], key: str) -> None:
+    # Each step is a clock entry per job: an unbounded list would multiply every submit.
+    mock, client = croma
+    item: Any = {"pct": 50, "message": "half"} if key == "progress" else "running"
+    doc = {"api": "croma", "description": "d", "rules": [{"job": {key: [item] * 101}}]}
+    message = assert_refused(client.post("/_jobmock/scenario", json=doc), 400)
+    assert f"at /rules/0/job/{key}: expected at most 100 items, got 101" in message, message
+    assert client.get("/_jobmock/scenario").json()["loaded"] is None
+    if key == "progress":
+        doc["rules"][0]["job"][key] = [item] * 100
+        assert client.post("/_jobmock/scenario", json=doc).status_code == 200
+        assert submit(CROMA, client).status_code == 202
+        assert mock.engine.footprint()["heap"] <= 100 + 10
+
+
+def test_fault_names_are_counted_before_they_are_read(croma: tuple[Mock, TestClient]) -> None:
+    _mock, client = croma
+    message = assert_refused(client.post("/_jobmock/faults", json={"faults": [0] * 100_000}), 400)
+    assert "at most" in message and "got 100000" in message
+
+
+def test_a_response_ref_cycle_in_the_spec_cannot_hang_a_forced_outcome() -> None:
+    import copy
+    import threading
+
+    # A copy of the spec: resolve_spec's is shared by every test.
+    document = copy.deepcopy(CLORO.document)
+    mock = Mock(dataclasses.replace(CLORO, document=document), clock=VirtualClock())
+    client = TestClient(create_app(mock), base_url=BASE)
+    op = mock.spec.status_operation
+    responses = document["paths"][op.path][op.method.lower()]["responses"]
+    responses[str(mock.spec.status.status)] = {"$ref": "#/components/responses/Loop"}
+    document.setdefault("components", {}).setdefault("responses", {})["Loop"] = {
+        "$ref": "#/components/responses/Loop"}
+    answers: list[int] = []
+    with client:
+        task = submit(CLORO, client).json()["task"]["id"]
+
+        def force() -> None:
+            answers.append(client.post(f"/_jobmock/jobs/{task}/outcome",
+                                       json={"status": "FAILED", "error": "x"}).status_code)
+
+        worker = threading.Thread(target=force, daemon=True)
+        worker.start()
+        worker.join(timeout=30)  # an unbounded $ref walk never ends
+        assert answers == [200]
+
+
 @pytest.mark.parametrize("bomb", [ALIAS_BOMB, MERGE_BOMB], ids=["aliases", "merge-keys"])
 @pytest.mark.parametrize("kind", ["application/yaml", "application/json"])
 def test_a_yaml_bomb_gets_a_small_400(croma: tuple[Mock, TestClient], bomb: bytes,

@@ -46,7 +46,8 @@ Safe by default (see :func:`configure_control`, set by ``jobmock serve``):
   mock never grants;
 - every input is bounded: bodies up to 1 MiB (413), JSON without ``NaN``/``Infinity`` or
   out-of-range numbers, YAML without aliases, nesting and value counts limited, scenarios
-  up to 1,000 rules, clock moves finite and never past :data:`MAX_CLOCK`;
+  up to 1,000 rules (and, like scenario files, 100 progress steps or path words a job, a
+  latency up to an hour), clock moves finite and never past :data:`MAX_CLOCK`;
 - no secret is shown: the journal masks credentials (:mod:`jobmock.journal`), the webhook
   log the signature header, the served spec its tenants' credentials and signing secret
   (``--journal-secrets`` shows them, for debugging).
@@ -239,10 +240,10 @@ def _route(mock: Mock, request: Request) -> tuple[int, Any]:
                                    for f in faults.FAULTS.values()}}
     if parts == ["faults"] and method == "POST":
         names = _body(request).get("faults")
+        if isinstance(names, list) and len(names) > len(faults.FAULTS):  # before its items
+            raise _Bad(400, f"at most {len(faults.FAULTS)} fault names, got {len(names)}")
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             raise _Bad(400, "faults must be a list of fault names")
-        if len(names) > len(faults.FAULTS):
-            raise _Bad(400, f"at most {len(faults.FAULTS)} fault names, got {len(names)}")
         try:
             faults.set_faults(mock, names)
         except ValueError as exc:
@@ -301,7 +302,9 @@ def _forced_body_problem(mock: Mock, job: Job, word: str, error: Any, result: An
     op = mock.spec.status_operation
     node = mock.spec.document["paths"][op.path][op.method.lower()]["responses"]
     response = node.get(str(mock.spec.status.status))
-    while isinstance(response, dict) and "$ref" in response:
+    for _ in range(32):  # follow local $refs, boundedly (a cycle ends here: no schema)
+        if not (isinstance(response, dict) and "$ref" in response):
+            break
         target: Any = mock.spec.document
         for part in response["$ref"][2:].split("/"):
             target = target[part]

@@ -148,7 +148,10 @@ def check_schema(value: Any, schema: dict[str, Any], file: str, base: str,
             if err.context:
                 err = jsonschema.exceptions.best_match(err.context) or err
             key = base + pointer(err.absolute_path).rstrip("/")
-            found.setdefault(key, error(file, key, err.message))
+            message = err.message
+            if err.validator == "maxItems" and isinstance(err.instance, list):  # not the list itself
+                message = f"at most {err.validator_value} items, got {len(err.instance)}"
+            found.setdefault(key, error(file, key, message))
         first, *rest = found.values()
         raise error(first.file, first.key, first.expected, tuple(rest))
 
