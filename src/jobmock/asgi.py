@@ -34,6 +34,7 @@ from .errors import RequestRefused
 from .stack import Stack
 
 if TYPE_CHECKING:
+    from .redisstore import SharedMock
     from .senders import AsyncSender
 
 __all__ = ["JobmockApp", "Limits", "create_app"]
@@ -82,6 +83,8 @@ class JobmockApp:
         self._holds: set[asyncio.Future[bool]] = set()
         self._closing = False
         self._closed: asyncio.Task[None] | None = None
+        #: The mock's state on a shared store (``--store redis://...``); None: in memory.
+        self.shared: SharedMock | None = None
         mock.engine.on_schedule(self._scheduled)
 
     # -- ticker ---------------------------------------------------------------------
@@ -99,21 +102,61 @@ class JobmockApp:
             if self.mock.webhooks is not None and self.mock.deliver_webhooks:
                 from .senders import AsyncSender
 
-                self.sender = AsyncSender(self.mock.webhooks)
+                self.sender = AsyncSender(self.mock.webhooks, turn=self._turn
+                                          if self.shared is not None else None)
+            if self.shared is not None:
+                self.shared.start_listening()
 
     async def _tick(self) -> None:
         engine, clock = self.mock.engine, self.mock.clock
         assert self._wake is not None
         while True:
-            engine.run_due()
+            if self.shared is None:
+                engine.run_due()
+            else:  # a turn: due work fires once across replicas; a dead one's is reclaimed
+                await self._shared_tick()
             nxt = engine.next_due()
             timeout = None
             if nxt is not None and clock.speed > 0:
                 timeout = max(0.0, (nxt - clock.now()) / clock.speed)
+            if self.shared is not None:
+                from .redisstore import RESYNC_EVERY
+
+                timeout = RESYNC_EVERY if timeout is None else min(timeout, RESYNC_EVERY)
             self._sleep_until = nxt if timeout is not None else None
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
+
+    def _turn(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """A turn on the shared state (see jobmock.redisstore), or nothing in memory."""
+        return self.shared.turn() if self.shared is not None else contextlib.nullcontext()
+
+    async def _shared_tick(self) -> None:
+        import time
+
+        from .redisstore import StoreUnavailable
+
+        assert self.shared is not None
+        try:
+            async with self.shared.turn():
+                if self.mock.webhooks is not None:
+                    self.mock.webhooks.reclaim(time.time())
+                self.mock.engine.run_due()
+        except StoreUnavailable as exc:  # Redis away: try again at the next tick
+            import logging
+
+            logging.getLogger("jobmock.store").warning("jobmock: %s", exc)
+
+    async def _shared_handle(self, request: Request) -> Response | Suspend:
+        from .redisstore import StoreUnavailable
+
+        try:
+            async with self._turn():
+                return self.stack.handle(request)
+        except StoreUnavailable as exc:
+            return self._refuse(request, RequestRefused(
+                f"the mock's shared store is unavailable: {exc}", status=503))
 
     async def aclose(self) -> None:
         """Stop the ticker."""
@@ -125,6 +168,8 @@ class JobmockApp:
         if self.sender is not None:
             await self.sender.aclose()
             self.sender = None
+        if self.shared is not None:
+            await self.shared.aclose()
 
     def begin_shutdown(self) -> None:
         """Stop now, from the event loop (a signal handler): answer every held request (an
@@ -157,10 +202,12 @@ class JobmockApp:
             return
         if self._plays(request):
             result: Response | Suspend = await self._advance(request)
-        else:
+        elif self.shared is None:
             result = self.stack.handle(request)
+        else:
+            result = await self._shared_handle(request)
         if isinstance(result, Suspend):
-            result = await self._hold(result)
+            result = await self._hold(result, request)
         if result.delay > 0:
             await self._sleep_clock(result.delay)
         if result.drop:
@@ -233,14 +280,17 @@ class JobmockApp:
                 and request.path.rstrip("/") == _ADVANCE_PATH)
 
     async def _advance(self, request: Request) -> Response:
-        checked = advance_request(self.mock, request)
-        if isinstance(checked, Response):
-            return checked  # refused (guard, bad seconds, a real clock): the control's answer
+        async with self._turn():
+            checked = advance_request(self.mock, request)
+            if isinstance(checked, Response):
+                return checked  # refused (guard, bad seconds, a real clock): the control's
+            target = self.mock.clock.now() + checked
         if self._advancing is None:
             self._advancing = asyncio.Lock()
         async with self._advancing:  # one clock move at a time
-            fired = await self.play_clock(self.mock.clock.now() + checked)
-        return advance_answer(self.mock, fired)
+            fired = await self.play_clock(target)
+        async with self._turn():
+            return advance_answer(self.mock, fired)
 
     async def play_clock(self, target: float) -> int:
         """Move a virtual clock to ``target`` due entry by due entry, awaiting the webhook
@@ -248,15 +298,17 @@ class JobmockApp:
         engine, clock = self.mock.engine, self.mock.clock
         fired = 0
         for _ in range(_MAX_STEPS):
-            fired += engine.run_due()
+            async with self._turn():
+                fired += engine.run_due()
             if self.sender is not None:
                 await self.sender.drain()
-            nxt = engine.next_due()
-            if nxt is not None and nxt <= clock.now():
-                continue  # an answer scheduled something due now (a 0 s retry, the next event)
-            if clock.now() >= target:
-                return fired
-            clock.set(target if nxt is None else min(nxt, target))  # type: ignore[attr-defined]
+            async with self._turn():
+                nxt = engine.next_due()
+                if nxt is not None and nxt <= clock.now():
+                    continue  # an answer scheduled something due now (a 0 s retry, the next)
+                if clock.now() >= target:
+                    return fired
+                clock.set(target if nxt is None else min(nxt, target))  # type: ignore[attr-defined]
         raise RuntimeError(f"a clock move did not end within {_MAX_STEPS} steps")
 
     async def _sleep_clock(self, seconds: float) -> None:
@@ -284,7 +336,7 @@ class JobmockApp:
         finally:
             timer.cancel()
 
-    async def _hold(self, suspend: Suspend) -> Response:
+    async def _hold(self, suspend: Suspend, request: Request) -> Response:
         if self._closing:
             return suspend.finish()
         loop = asyncio.get_running_loop()
@@ -299,7 +351,16 @@ class JobmockApp:
             await self._await_held(done)
         finally:
             watch.cancel()
-        return suspend.finish()
+        if self.shared is None:
+            return suspend.finish()
+        from .redisstore import StoreUnavailable
+
+        try:
+            async with self._turn():
+                return suspend.finish()
+        except StoreUnavailable as exc:
+            return self.mock.refuse(request, RequestRefused(
+                f"the mock's shared store is unavailable: {exc}", status=503))
 
     async def _await_held(self, done: asyncio.Future[bool]) -> None:
         """Await a held request's future; begin_shutdown resolves it early."""

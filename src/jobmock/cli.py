@@ -206,6 +206,10 @@ def banner(spec: ApiSpec, base: str, clock: str, speed: float, seed: int,
               help="Clock seconds a finished job is kept, then forgotten (its polls answer "
                    "not-found); 0 keeps every job (default: 3600 on a real clock, 0 on a "
                    "virtual one, where time moves only when a test says).")
+@click.option("--store", "store", default="memory", show_default=True, metavar="URL",
+              help="Where the mock's state lives: memory, or redis://host:port/db to share it "
+                   "between replicas (every `serve` on one Redis is one mock) and keep it "
+                   "across restarts.")
 @click.option("--max-sessions", default=256, show_default=True, type=click.IntRange(min=0),
               metavar="N", help="Sessions (X-Jobmock-Session: NAME, each an isolated mock with "
                                 "its own clock, jobs and reset) open at once; 0: no sessions.")
@@ -264,7 +268,7 @@ def serve(api: str, host: str, port: int, clock_kind: str, speed: float, seed: i
           webhook_allow: str | None = None, log_level: str = "warning", log_format: str = "text",
           cors: tuple[str, ...] = (), retain: float | None = None, max_body: int | None = None,
           read_timeout: float = 30.0, max_sessions: int = 256,
-          session_idle: float = 1800.0) -> None:
+          session_idle: float = 1800.0, store: str = "memory") -> None:
     """Serve a stateful mock of API (a bundled name or a spec file)."""
     from .control import configure_control, is_loopback_host
 
@@ -280,6 +284,16 @@ def serve(api: str, host: str, port: int, clock_kind: str, speed: float, seed: i
     from .dispatch import Mock
 
     spec = _load(api)
+    from .redisstore import check_store_url
+
+    problem = check_store_url(store)
+    if problem is not None:
+        raise click.BadParameter(problem, param_hint="--store")
+    shared_store: Any = None
+    if store != "memory":
+        from .redisstore import RedisStore
+
+        shared_store = RedisStore(store)
     if speed <= 0:
         raise click.BadParameter("must be positive", param_hint="--speed")
     plan = None
@@ -341,6 +355,8 @@ def serve(api: str, host: str, port: int, clock_kind: str, speed: float, seed: i
 
     limits = Limits(max_body=max_body or DEFAULT_MAX_BODY, read_timeout=read_timeout)
     jobmock_app: Any = create_app(mock, control=control == "on", limits=limits)
+    if shared_store is not None:
+        jobmock_app.shared = shared_store.attach(mock)
     if max_sessions > 0:
         import zlib
 
@@ -348,8 +364,11 @@ def serve(api: str, host: str, port: int, clock_kind: str, speed: float, seed: i
 
         def make_session(name: str) -> Any:
             # Seeded from the server's seed and the name: the same session repeats its ids.
-            return create_app(make_mock(zlib.crc32(f"{seed}/{name}".encode()) & 0x7FFFFFFF),
-                              control=control == "on", limits=limits)
+            session_mock = make_mock(zlib.crc32(f"{seed}/{name}".encode()) & 0x7FFFFFFF)
+            app = create_app(session_mock, control=control == "on", limits=limits)
+            if shared_store is not None:
+                app.shared = shared_store.attach(session_mock, name, idle=session_idle)
+            return app
 
         jobmock_app = SessionApp(jobmock_app, make_session, idle=session_idle,
                                  limit=max_sessions)

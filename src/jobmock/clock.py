@@ -41,11 +41,18 @@ class RealClock:
 class ScaledClock:
     """The wall clock, sped up: ``speed`` clock seconds pass per wall second."""
 
-    def __init__(self, speed: float) -> None:
+    def __init__(self, speed: float, origin: float | None = None) -> None:
         if speed <= 0:
             raise ValueError(f"speed must be positive, got {speed}")
         self._speed = speed
-        self._origin = time.time()
+        self.adopt(time.time() if origin is None else origin)
+
+    def adopt(self, origin: float) -> None:
+        """Run as a clock that started, reading wall time, at wall time ``origin``: replicas
+        sharing one origin read the same time."""
+        #: The wall time this clock started at (and read then).
+        self.origin = origin
+        self._origin = origin + (time.time() - origin) * self._speed
         self._mono = time.monotonic()
 
     @property

@@ -166,6 +166,7 @@ def _route(mock: Mock, request: Request) -> tuple[int, Any]:
             health["sessions"] = sessions.info()
         if "session" in mock.extensions:
             health["session"] = mock.extensions["session"]
+        health["store"] = mock.extensions.get("store", {"kind": "memory"})
         return 200, health
     if parts == ["clock"] and method == "GET":
         return 200, clock_info(mock)

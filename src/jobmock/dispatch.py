@@ -403,8 +403,9 @@ class Mock:
 
         def finish() -> Response:
             self.engine.run_due()
-            info["job_status"] = job.status
-            return self._submit_response(op, job, request, ctx_request, extra)
+            now = self.engine.get(job.id) or job  # a shared store may have restored the state
+            info["job_status"] = now.status
+            return self._submit_response(op, now, request, ctx_request, extra)
 
         if wait > 0 and not self.engine.is_terminal(job):
             return Suspend(job, self.clock.now() + wait, finish)
@@ -544,8 +545,9 @@ class Mock:
 
         def finish() -> Response:
             self.engine.run_due()
-            info["job_status"] = job.status
-            return self.render_job(op.answer or self.spec.status, job, request, ctx_request)
+            now = self.engine.get(job.id) or job  # a shared store may have restored the state
+            info["job_status"] = now.status
+            return self.render_job(op.answer or self.spec.status, now, request, ctx_request)
 
         if wait > 0 and not self.engine.is_terminal(job):
             return Suspend(job, self.clock.now() + wait, finish)

@@ -40,7 +40,11 @@ from .steering import (  # the heap entry kinds, shared with the steering functi
 from .store import JobStore, MemoryStore
 from .templates import iso
 
-__all__ = ["Advance", "Engine", "Event", "Job", "JobPlan", "JobView", "Timer", "Watch"]
+__all__ = ["CALL_KIND", "DEADLINE_KIND", "Advance", "Engine", "Event", "Job", "JobPlan",
+           "JobView", "Timer", "Watch"]
+
+#: The schedule's entry kinds that are not transitions: a timer, an inline wait's deadline.
+CALL_KIND, DEADLINE_KIND = _CALL, _DEADLINE
 
 
 @dataclass(slots=True)
@@ -50,6 +54,8 @@ class Timer:
     when: float
     callback: Callable[[], None]
     done: bool = False
+    #: Part of the state replicas share (a webhook attempt), not of one process (a delay).
+    shared: bool = False
 
     def cancel(self) -> None:
         self.done = True
@@ -578,6 +584,7 @@ class Engine:
         """Call ``callback(job, True)`` when ``job`` ends, or ``callback(job, False)`` at
         ``deadline``, whichever comes first, once. Cancel with :meth:`Watch.cancel`."""
         w = Watch(job.id, deadline, callback)
+        job = self.store.get(job.id) or job  # the state may have been restored meanwhile
         if self.is_terminal(job):
             w.done = True
             callback(job, True)
@@ -589,14 +596,32 @@ class Engine:
             listener(deadline)
         return w
 
-    def call_at(self, when: float, callback: Callable[[], None]) -> Timer:
-        """Call ``callback()`` once the clock reaches ``when`` (from :meth:`run_due`)."""
-        timer = Timer(when, callback)
+    def call_at(self, when: float, callback: Callable[[], None], *, shared: bool = False,
+                ) -> Timer:
+        """Call ``callback()`` once the clock reaches ``when`` (from :meth:`run_due`).
+
+        ``shared``: the timer is part of the mock's state (replicas on a shared store run
+        it once, wherever it falls due); ``callback`` must then be a picklable
+        ``functools.partial`` of a method of the engine or the delivery book.
+        """
+        timer = Timer(when, callback, shared=shared)
         self._counter += 1
         heapq.heappush(self._heap, (when, self._counter, _CALL, "", 0, timer))
         for listener in self._schedule_listeners:
             listener(when)
         return timer
+
+    def after_restore(self) -> None:
+        """The state was replaced (a shared store's snapshot): fire the inline waits whose
+        job ended or is gone, and tell schedule listeners when the next entry is due."""
+        for job_id in list(self._watches):
+            job = self.store.get(job_id)
+            if job is not None and self.is_terminal(job):
+                self._fire_watches(job)
+        nxt = self.next_due()
+        if nxt is not None:
+            for listener in self._schedule_listeners:
+                listener(nxt)
 
     def _fire_watches(self, job: Job) -> None:
         for w in self._watches.pop(job.id, ()):

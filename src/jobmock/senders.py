@@ -12,6 +12,8 @@ import asyncio
 import contextlib
 import socket
 import time
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -93,8 +95,11 @@ class AsyncSender:
     """Sends attempts concurrently from the running event loop."""
 
     def __init__(self, book: DeliveryBook, *, timeout: float | None = None,
-                 concurrency: int = 32) -> None:
+                 concurrency: int = 32,
+                 turn: Callable[[], AbstractAsyncContextManager[None]] | None = None) -> None:
         self.book = book
+        #: Where an answer is recorded: a turn on a shared store (jobmock.redisstore).
+        self._turn = turn
         self.timeout = timeout if timeout is not None else book.timeout
         self._client: httpx.AsyncClient | None = None
         self._concurrency = concurrency
@@ -138,18 +143,30 @@ class AsyncSender:
                     infos = await asyncio.get_running_loop().getaddrinfo(host, None)
                 except OSError:
                     infos = []  # unresolvable here: let the client report it
-                if _refused(self.book, delivery, attempt, host, infos):
+                why = check_resolved(host, [str(info[4][0]) for info in infos])
+                if why:
+                    await self._report(delivery, attempt, error=f"refused: {why}")
                     return
             try:
                 response = await self._client.post(delivery.url, content=delivery.body,
                                                    headers=attempt.headers, timeout=timeout)
             except httpx.HTTPError as exc:
-                self.book.report(delivery, attempt, error=_describe(exc))
+                await self._report(delivery, attempt, error=_describe(exc))
             except Exception as exc:  # a bad URL must not kill the sender
-                self.book.report(delivery, attempt, error=_describe(exc))
+                await self._report(delivery, attempt, error=_describe(exc))
             else:
-                self.book.report(delivery, attempt, status=response.status_code,
-                                 retry_after=retry_after(response))
+                await self._report(delivery, attempt, status=response.status_code,
+                                   retry_after=retry_after(response))
+
+    async def _report(self, delivery: Delivery, attempt: Attempt, **answer: Any) -> None:
+        """Record the answer; on a shared store in a turn, to the book's current objects."""
+        if self._turn is None:
+            self.book.report(delivery, attempt, **answer)
+            return
+        async with self._turn():
+            found = self.book.resolve(delivery.id, attempt.number)
+            if found is not None:
+                self.book.report(*found, **answer)
 
     async def drain(self) -> None:
         """Wait until every attempt in flight has its answer."""

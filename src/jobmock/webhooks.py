@@ -19,10 +19,12 @@ later), until the policy's attempts are used up and the delivery is ``exhausted`
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
 import random
+import time
 from collections import deque
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
@@ -71,6 +73,9 @@ class Attempt:
     redelivery: bool = False
     #: Seconds a 429/503 answer's ``Retry-After`` asked for.
     retry_after: float | None = None
+    #: On a shared store: the wall time until which the replica sending it owns it; past
+    #: it with no answer recorded, another replica sends it again (see DeliveryBook.reclaim).
+    lease_until: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -162,6 +167,8 @@ class DeliveryBook:
         self.allow_hosts: frozenset[str] | None = None
         self._gone: set[str] = set()
         self._busy: dict[str, Delivery] = {}
+        #: Seconds a sender owns an attempt on a shared store (None: one process, no leases).
+        self.lease: float | None = None
         self._waiting: dict[str, deque[Delivery]] = {}
         engine.subscribe(self._on_event)
 
@@ -313,7 +320,12 @@ class DeliveryBook:
 
     def _schedule(self, delivery: Delivery, when: float) -> None:
         delivery.next_at = when
-        self.engine.call_at(when, lambda: self._due(delivery))
+        self.engine.call_at(when, functools.partial(self._due_id, delivery.id), shared=True)
+
+    def _due_id(self, delivery_id: str) -> None:
+        delivery = self._deliveries.get(delivery_id)
+        if delivery is not None:
+            self._due(delivery)
 
     def _ended(self, delivery: Delivery) -> None:
         """``delivery`` is over: start the job's next waiting delivery, if any."""
@@ -390,8 +402,36 @@ class DeliveryBook:
         elif self._sender is None:
             self._outbox.append((delivery, attempt))
         else:
+            if self.lease is not None:
+                attempt.lease_until = time.time() + self.lease
             self._sender(delivery, attempt)
         return attempt
+
+    def resolve(self, delivery_id: str, number: int) -> tuple[Delivery, Attempt] | None:
+        """The delivery and its attempt ``number`` as the book has them now (a shared store
+        replaces the objects a sender holds), if that attempt still waits for its answer."""
+        delivery = self._deliveries.get(delivery_id)
+        if delivery is None or not 0 < number <= len(delivery.attempts):
+            return None
+        attempt = delivery.attempts[number - 1]
+        return (delivery, attempt) if attempt.finished_at is None else None
+
+    def reclaim(self, now: float) -> int:
+        """Send again every attempt whose sender's lease ended (wall time ``now``) with no
+        answer recorded: a replica stopped in the middle of it. Same attempt number, same
+        due time. Returns how many."""
+        again = 0
+        for delivery in list(self._deliveries.values()):
+            if delivery.state != "sending" or not delivery.attempts:
+                continue
+            last = delivery.attempts[-1]
+            if last.finished_at is None and last.lease_until is not None \
+                    and last.lease_until < now:
+                delivery.attempts.pop()
+                delivery.next_at = last.scheduled_at
+                self._attempt(delivery, redelivery=last.redelivery)
+                again += 1
+        return again
 
     def report(self, delivery: Delivery, attempt: Attempt, *, status: int | None = None,
                error: str | None = None, retry_after: float | None = None) -> None:

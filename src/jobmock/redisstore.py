@@ -1,0 +1,241 @@
+"""The Redis store: replicas of one mock that agree on every job, transition and webhook.
+
+``jobmock serve API --store redis://host:port/db`` keeps the mock's shared state (see
+:mod:`jobmock.snapshot`) in Redis, per API, spec and session. Every piece of work on the
+state is a *turn* (:meth:`SharedMock.turn`):
+
+1. take the session's lock (a Redis lock with a lease, so a replica killed while holding
+   it delays the others by at most :data:`LOCK_LEASE` seconds);
+2. if the state's version moved since this replica last saw it, load it;
+3. do the work (answer a request, fire what is due, record a webhook's answer);
+4. if the state changed, save it and its new version, and publish the version;
+5. release the lock.
+
+A request is answered only after its turn saved, so a replica killed at any moment loses
+nothing that was answered. Each transition fires once (only one turn runs at a time, and
+it sees every earlier turn's result). A webhook attempt is sent by the replica whose turn
+made it due; it holds a lease on it, and if no answer is recorded by the lease's end (the
+replica died mid-attempt) another replica sends it again (same attempt number). A held
+inline wait is woken across replicas by the published version: the replica holding it
+loads the new state and finds the job ended. The virtual clock is part of the state, so
+advancing it on any replica moves all.
+
+Anyone who can write to the Redis can change the mock's state (it is the mock's own
+store); the state is read back by an unpickler that builds only jobmock's records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from .dispatch import Mock
+from .engine import CALL_KIND, DEADLINE_KIND
+from .snapshot import SnapshotError, capture, restore
+
+__all__ = ["LOCK_LEASE", "RedisStore", "SharedMock", "StoreUnavailable", "check_store_url"]
+
+LOG = logging.getLogger("jobmock.store")
+
+#: Seconds a turn's lock is held at most: a replica killed mid-turn blocks the rest this long.
+LOCK_LEASE = 5.0
+#: Seconds a turn waits for the lock before the request is answered 503.
+LOCK_WAIT = 30.0
+#: Seconds between a replica's looks at the state when nothing told it of a change.
+RESYNC_EVERY = 1.0
+
+
+class StoreUnavailable(RuntimeError):
+    """The shared store did not answer, or its lock could not be taken in time."""
+
+
+def check_store_url(url: str) -> str | None:
+    """Why ``url`` is not a store ``--store`` accepts (None: it is)."""
+    if url == "memory":
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        return f"expected 'memory' or a redis://host:port/db URL, got {url!r}"
+    if parts.scheme != "unix" and not parts.hostname:
+        return f"the Redis URL names no host: {url!r}"
+    return None
+
+
+def spec_digest(mock: Mock) -> str:
+    """A short digest of the spec: replicas of different specs never share a state."""
+    text = json.dumps(mock.spec.document, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+class RedisStore:
+    """One Redis connection pool for every session of one served mock."""
+
+    def __init__(self, url: str, *, lease: float = LOCK_LEASE) -> None:
+        problem = check_store_url(url)
+        if problem is not None or url == "memory":
+            raise ValueError(problem or "'memory' is not a Redis store")
+        self.url = url
+        self.lease = lease
+        #: This process's name among the replicas (in logs and ``/_jobmock/health``).
+        self.replica = secrets.token_hex(4)
+        self.redis: aioredis.Redis = aioredis.from_url(url, socket_timeout=10.0,
+                                                       socket_connect_timeout=10.0)
+
+    def attach(self, mock: Mock, session: str | None = None,
+               idle: float | None = None) -> SharedMock:
+        """Share ``mock``'s state under ``session`` (None: the default session); a named
+        session's keys expire after ``idle`` seconds unused."""
+        prefix = f"jobmock:{mock.spec.name}:{spec_digest(mock)}:{session or '-'}"
+        shared = SharedMock(self, mock, prefix, ttl=idle if session is not None else None)
+        mock.extensions["store"] = {"kind": "redis", "replica": self.replica}
+        return shared
+
+    async def aclose(self) -> None:
+        await self.redis.aclose()
+
+
+class SharedMock:
+    """One mock's state on Redis, for one replica; see the module docstring."""
+
+    def __init__(self, store: RedisStore, mock: Mock, prefix: str, *,
+                 ttl: float | None = None) -> None:
+        self.store = store
+        self.mock = mock
+        self.prefix = prefix
+        self.ttl = ttl
+        self._k_state, self._k_ver = f"{prefix}:state", f"{prefix}:version"
+        self._k_lock, self.channel = f"{prefix}:lock", f"{prefix}:changed"
+        self._version: int | None = None
+        self._saved: bytes | None = None
+        self._local = asyncio.Lock()
+        self._owner: asyncio.Task[Any] | None = None
+        self._listener: asyncio.Task[None] | None = None
+        self.turns = 0
+        self.loads = 0
+        self.saves = 0
+        if mock.webhooks is not None:
+            mock.webhooks.lease = mock.webhooks.timeout + 2 * LOCK_LEASE
+
+    @contextlib.asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        """Hold the state for a piece of work: loaded fresh before, saved after if changed.
+        Re-entrant within one task. Raises :class:`StoreUnavailable` when Redis fails."""
+        task = asyncio.current_task()
+        if task is not None and self._owner is task:
+            yield
+            return
+        async with self._local:
+            self._owner = task
+            lock = self.store.redis.lock(self._k_lock, timeout=self.store.lease, sleep=0.002,
+                                         blocking_timeout=LOCK_WAIT)
+            try:
+                taken = await lock.acquire()
+            except RedisError as exc:
+                self._owner = None
+                raise StoreUnavailable(f"the Redis store did not answer: {exc}") from exc
+            if not taken:
+                self._owner = None
+                raise StoreUnavailable(f"the shared state's lock was not free within "
+                                       f"{LOCK_WAIT:g} s")
+            ok = False
+            try:
+                await self._load()
+                self.turns += 1
+                yield
+                ok = True
+                await self._save()
+            except RedisError as exc:
+                self._version = None  # whatever was done here is reloaded, never half-kept
+                raise StoreUnavailable(f"the Redis store did not answer: {exc}") from exc
+            finally:
+                if not ok:
+                    self._version = None
+                self._owner = None
+                with contextlib.suppress(RedisError):
+                    await lock.release()
+
+    async def _load(self) -> None:
+        raw = await self.store.redis.get(self._k_ver)
+        if raw is None:  # the first replica of this session: its fresh state is the state
+            self._saved = None
+            await self._save(first=True)
+            return
+        version = int(raw)
+        if version == self._version:
+            return
+        data = await self.store.redis.get(self._k_state)
+        if not isinstance(data, bytes):
+            raise StoreUnavailable(f"{self._k_state} is missing while its version is {version}")
+        try:
+            restore(self.mock, data)
+        except SnapshotError as exc:
+            raise StoreUnavailable(f"the shared state at {self._k_state} cannot be read "
+                                   f"({exc}); another jobmock version wrote it?") from exc
+        self._version, self._saved = version, data
+        self.loads += 1
+
+    async def _save(self, first: bool = False) -> None:
+        data = capture(self.mock)
+        if data == self._saved and not first:
+            return
+        redis = self.store.redis
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.set(self._k_state, data)
+            pipe.incr(self._k_ver)
+            if self.ttl is not None:
+                pipe.expire(self._k_state, int(self.ttl) + 1)
+                pipe.expire(self._k_ver, int(self.ttl) + 1)
+            pipe.publish(self.channel, b"")
+            results = await pipe.execute()
+        self._version, self._saved = int(results[1]), data
+        self.saves += 1
+
+    def has_local_work(self) -> bool:
+        """Whether this replica holds inline waits or clock-time delays (which a change made
+        elsewhere may end)."""
+        return any(e[2] == DEADLINE_KIND or (e[2] == CALL_KIND and not e[5].shared)
+                   for e in self.mock.engine._heap)
+
+    def start_listening(self) -> None:
+        """Listen for other replicas' changes (from the running loop): each wakes the inline
+        waits and delays this replica holds (coalesced: one load per burst)."""
+        if self._listener is None or self._listener.done():
+            self._listener = asyncio.get_running_loop().create_task(self._listen())
+
+    async def _listen(self) -> None:
+        pubsub = self.store.redis.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(self.channel)
+            while True:
+                message = await pubsub.get_message(timeout=RESYNC_EVERY)
+                if message is None:
+                    continue
+                for _ in range(10_000):  # a burst of changes: one load covers them all
+                    if await pubsub.get_message(timeout=0.0) is None:
+                        break
+                if self.has_local_work():
+                    with contextlib.suppress(StoreUnavailable):
+                        async with self.turn():
+                            self.mock.engine.run_due()
+        except (RedisError, OSError) as exc:
+            LOG.warning("jobmock: stopped listening to %s: %s", self.channel, exc)
+        finally:
+            with contextlib.suppress(RedisError, OSError):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def aclose(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None
