@@ -7,6 +7,8 @@ Clients are scripted with httpx against the in-process mock (virtual clock: a cl
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -19,11 +21,13 @@ from jobmock import behaviour, resolve_spec
 from jobmock.asgi import create_app
 from jobmock.behaviour import (
     CHECKS,
+    AcceptedForgedWebhook,
     ClientBehaviourError,
     IgnoredPendingJob,
     NoBackoffAfter429,
     PolledAfterTerminal,
     PolledBeforeRetryAfter,
+    ProcessedDuplicateWebhook,
     RetriedPermanentError,
     WebhookNotAcknowledged,
 )
@@ -146,6 +150,49 @@ def webhook_endpoint_fails(api: InProcessMock, client: httpx.Client, patient: bo
     api.run_until_idle()
 
 
+def lookup_then_probe(api: InProcessMock, client: httpx.Client, kind: str,
+                      answer: Callable[[httpx.Request], httpx.Response]) -> None:
+    """A lookup with a callback to ``answer``; once delivered, a ``kind`` probe of it."""
+    api.router.post(HOOK).mock(side_effect=answer)
+    job_id = client.post(SICAAC.path, json={**PERSON, "callback_url": HOOK},
+                         headers=POLL).json()["id"]
+    api.force(job_id, "completed")
+    [delivery] = api.deliveries(job_id)
+    assert delivery.state == "delivered"
+    r = client.post(f"/_jobmock/webhooks/{delivery.id}/forge", json={"kind": kind})
+    assert r.status_code == 200, r.text
+    assert r.json()["attempts"][-1]["probe"] == kind
+
+
+def trusts_any_signature(api: InProcessMock, client: httpx.Client, patient: bool) -> None:
+    assert CROMA.webhooks is not None and CROMA.webhooks.signature is not None
+    secret = CROMA.webhooks.signature.secret.encode()
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        good = "sha256=" + hmac.new(secret, request.content, hashlib.sha256).hexdigest()
+        signed = hmac.compare_digest(request.headers.get("x-croma-signature", ""), good)
+        return httpx.Response(200 if signed or not patient else 401)
+
+    lookup_then_probe(api, client, "forged", answer)
+
+
+def processes_a_duplicate(api: InProcessMock, client: httpx.Client, patient: bool) -> None:
+    seen: set[str] = set()
+    api.webhook_route("https://app.example.com/hooks/next")
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        delivery = request.headers["x-jobmock-delivery"]
+        if patient and delivery in seen:
+            return httpx.Response(200)  # seen: acknowledged, not processed again
+        seen.add(delivery)
+        # Processing it: the next lookup of this pipeline.
+        client.post(SICAAC.path, headers=POLL, json={
+            **PERSON, "callback_url": "https://app.example.com/hooks/next"})
+        return httpx.Response(200)
+
+    lookup_then_probe(api, client, "duplicate", answer)
+
+
 SCRIPTS: dict[str, tuple[str, Callable[[InProcessMock, httpx.Client, bool], None],
                          type[ClientBehaviourError], str]] = {
     "retry_after": ("croma", polls_early, PolledBeforeRetryAfter,
@@ -158,6 +205,10 @@ SCRIPTS: dict[str, tuple[str, Callable[[InProcessMock, httpx.Client, bool], None
     "backoff_429": ("cloro", hammers_after_a_429, NoBackoffAfter429, "assert_backed_off_after_429"),
     "webhooks": ("croma", webhook_endpoint_fails, WebhookNotAcknowledged,
                  "assert_webhooks_acknowledged"),
+    "webhook_receiver_verifies": ("croma", trusts_any_signature, AcceptedForgedWebhook,
+                                  "assert_webhook_receiver_verifies"),
+    "webhook_receiver_deduplicates": ("croma", processes_a_duplicate, ProcessedDuplicateWebhook,
+                                      "assert_webhook_receiver_deduplicates"),
 }
 
 

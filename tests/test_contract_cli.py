@@ -70,3 +70,32 @@ def test_a_failure_reads_as_check_expected_seen_seed_and_curl() -> None:
     assert "FAILED" in rows[caught_by]
     assert [n for n, line in rows.items() if "FAILED" in line] == [caught_by]
     assert "not applicable: the spec declares no concurrency limit" in rows["queue_order"]
+
+
+def test_the_receiver_port_is_pinned_printed_and_used() -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port free now (the receiver binds it below)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with serve_mock(resolve_spec("cloro"), seed=4, allow_private_callbacks=True) as server:
+        code, out, _ = contract("cloro", "--base-url", server.url, "--receiver-port", str(port),
+                                "--budget", "60", "-k", "webhook_retry_schedule")
+        urls = {d["url"] for d in httpx.get(server.url + "/_jobmock/webhooks").json()["deliveries"]}
+    assert code == 0, out[-4000:]
+    assert f"webhook receiver listening at http://127.0.0.1:{port}/hook" in out
+    assert out.index("listening at") < out.index("test_contract.py")  # before any test
+    assert urls == {f"http://127.0.0.1:{port}/hook"}
+
+
+def test_a_receiver_port_in_use_is_one_clear_error() -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, out, _ = contract("cloro", "--receiver-port", str(port), "--collect-only")
+    assert code == 4, out[-2000:]  # pytest's usage error
+    assert f"--receiver-port {port}: cannot listen on 127.0.0.1:{port}" in out
+    assert "Traceback" not in out

@@ -22,7 +22,19 @@ check                   what it flags
                         its ``Retry-After`` (1 s when the 429 sent none)
 ``webhooks``            a webhook attempt answered with a non-2xx status, not answered
                         (error, timeout), or answered slower than half the timeout
-                        (judged where clock times measure the receiver: see :func:`find`)
+                        (judged where clock times measure the receiver: see :func:`find`);
+                        the probes below are left to their own checks
+``webhook_receiver_     a forged or stale delivery (``POST /_jobmock/webhooks/{id}/forge``)
+verifies``              not refused with a 4xx: answered 2xx (accepted), 3xx or 5xx, or not
+                        answered at all
+``webhook_receiver_     a duplicate delivery (same id and body, signed afresh) the client
+deduplicates``          visibly processed again: answered 5xx or 3xx or not answered (a
+                        receiver that has the id acknowledges it, 2xx, or refuses it, 4xx),
+                        or, while its endpoint held the duplicate, the client sent API
+                        requests (about the job, or as its tenant) as it did while holding
+                        the original (see
+                        :func:`_deduplicates`; where it sent none for the original, the
+                        processing can't be seen over HTTP and the report says so)
 ======================  ================================================================
 
 Exceptions::
@@ -34,7 +46,9 @@ Exceptions::
           ├── IgnoredPendingJob
           ├── RetriedPermanentError
           ├── NoBackoffAfter429
-          └── WebhookNotAcknowledged
+          ├── WebhookNotAcknowledged
+          ├── AcceptedForgedWebhook
+          └── ProcessedDuplicateWebhook
 
 The report (:func:`client_report`) is what ``GET /_jobmock/report`` serves and what
 ``jobmock serve`` summarises on exit (:func:`client_summary`). The judgement covers the
@@ -53,10 +67,11 @@ from .templates import iso
 if TYPE_CHECKING:
     from .dispatch import Mock
     from .journal import JournalEntry
-    from .webhooks import Delivery
+    from .webhooks import Attempt, Delivery
 
 __all__ = [
     "CHECKS",
+    "AcceptedForgedWebhook",
     "Check",
     "ClientBehaviourError",
     "Finding",
@@ -64,6 +79,7 @@ __all__ = [
     "NoBackoffAfter429",
     "PolledAfterTerminal",
     "PolledBeforeRetryAfter",
+    "ProcessedDuplicateWebhook",
     "RetriedPermanentError",
     "WebhookNotAcknowledged",
     "assert_backed_off_after_429",
@@ -72,6 +88,8 @@ __all__ = [
     "assert_no_ignored_jobs",
     "assert_no_polling_after_terminal",
     "assert_no_retried_permanent_errors",
+    "assert_webhook_receiver_deduplicates",
+    "assert_webhook_receiver_verifies",
     "assert_webhooks_acknowledged",
     "client_report",
     "client_summary",
@@ -147,6 +165,14 @@ class WebhookNotAcknowledged(ClientBehaviourError):
     title = "Answered webhooks slowly or with non-2xx"
 
 
+class AcceptedForgedWebhook(ClientBehaviourError):
+    title = "Did not refuse a forged or stale webhook with a 4xx"
+
+
+class ProcessedDuplicateWebhook(ClientBehaviourError):
+    title = "Processed a duplicate webhook again"
+
+
 @dataclass(slots=True)
 class Context:
     """What a check reads: the journal window, the spec's words, the deliveries."""
@@ -159,6 +185,8 @@ class Context:
     slow_webhook: float | None = None
     #: Whether an attempt's clock times measure the receiver (see :func:`client_report`).
     timed_webhooks: bool = False
+    #: What a check could not judge, and why, by check name (shown in the report).
+    notes: dict[str, list[str]] = field(default_factory=dict)
     _terminal: dict[str, bool] = field(default_factory=dict)
 
     def terminal(self, word: str | None) -> bool:
@@ -328,8 +356,8 @@ def _webhooks(ctx: Context) -> list[Finding]:
     for d in ctx.deliveries:
         slow = ctx.slow_webhook if ctx.slow_webhook is not None else d.policy.timeout / 2
         for a in d.attempts:
-            if a.finished_at is None:
-                continue  # still in flight
+            if a.finished_at is None or a.probe is not None:
+                continue  # still in flight, or a probe (judged by the receiver checks)
             where = f"webhook {d.id} (job {d.job_id}) attempt {a.number} to {d.url}"
             took = None
             if a.sent_at is not None and (ctx.timed_webhooks or speed > 0):
@@ -345,6 +373,80 @@ def _webhooks(ctx: Context) -> list[Finding]:
                 continue
             out.append(Finding("webhooks", message, d.job_id, a.finished_at, (),
                                delivery_id=d.id))
+    return out
+
+
+def _answer(a: Attempt) -> str:
+    return f"got no answer ({a.error})" if a.status is None else f"was answered {a.status}"
+
+
+@_register("webhook_receiver_verifies", AcceptedForgedWebhook)
+def _verifies(ctx: Context) -> list[Finding]:
+    out: list[Finding] = []
+    for d in ctx.deliveries:
+        for a in d.attempts:
+            if a.probe not in ("forged", "stale") or a.finished_at is None:
+                continue
+            if a.status is not None and 400 <= a.status < 500:
+                continue
+            what = ("signed with a wrong key" if a.probe == "forged" else
+                    "signed with a timestamp past the spec's tolerance")
+            accepted = " (accepted it)" if a.ok else ""
+            out.append(Finding("webhook_receiver_verifies",
+                               f"a {a.probe} copy of webhook {d.id} (job {d.job_id}), {what}, "
+                               f"sent to {d.url} {_answer(a)}{accepted}; a receiver that "
+                               f"verifies signatures refuses it with a 4xx", d.job_id,
+                               a.finished_at, (), delivery_id=d.id))
+    return out
+
+
+def _reaction(ctx: Context, d: Delivery, a: Attempt) -> list[JournalEntry]:
+    """The client's API requests (about the delivery's job, or by its tenant) while its
+    endpoint held attempt ``a``: what it did on receiving it."""
+    if a.sent_mark is None or a.answered_mark is None:
+        return []
+    job = ctx.mock.engine.get(d.job_id)
+    tenant = job.tenant if job is not None else None
+    return [e for e in ctx.entries if a.sent_mark < e.seq <= a.answered_mark
+            and (e.job_id == d.job_id or (tenant is not None and e.tenant == tenant))]
+
+
+@_register("webhook_receiver_deduplicates", ProcessedDuplicateWebhook)
+def _deduplicates(ctx: Context) -> list[Finding]:
+    """A duplicate is flagged when it was answered 3xx or 5xx or not at all, or when the
+    client, while its endpoint held the duplicate, sent API requests (about the job, or as
+    the job's tenant) as it did while holding the original (the first attempt answered
+    2xx): it acted on it again, the way it acts on a webhook.
+    A receiver that sent no request while holding the original gives no sign of processing
+    over HTTP: such a duplicate answered 2xx or 4xx passes, with a note saying so."""
+    out: list[Finding] = []
+    notes = ctx.notes.setdefault("webhook_receiver_deduplicates", [])
+    for d in ctx.deliveries:
+        original = next((a for a in d.attempts if a.probe is None and a.ok), None)
+        for a in d.attempts:
+            if a.probe != "duplicate" or a.finished_at is None:
+                continue
+            where = f"a duplicate of webhook {d.id} (job {d.job_id}) sent to {d.url}"
+            if a.status is None or not 200 <= a.status < 500 or 300 <= a.status < 400:
+                out.append(Finding("webhook_receiver_deduplicates",
+                                   f"{where} {_answer(a)}; a receiver that has seen its id "
+                                   f"acknowledges it (2xx) without processing it again",
+                                   d.job_id, a.finished_at, (), delivery_id=d.id))
+                continue
+            before = _reaction(ctx, d, original) if original is not None else []
+            again = _reaction(ctx, d, a)
+            if before and again:
+                out.append(Finding("webhook_receiver_deduplicates",
+                                   f"{where} was processed again: while its endpoint held it, "
+                                   f"the client sent {again[0].method} {again[0].path}, as it "
+                                   f"sent {before[0].method} {before[0].path} while holding "
+                                   f"the original", d.job_id,
+                                   a.finished_at, tuple(e.seq for e in before + again),
+                                   delivery_id=d.id))
+            elif not before:
+                notes.append(f"{where} was answered {a.status}; whether it was processed "
+                             f"again can't be seen over HTTP (the client sent no API request "
+                             f"while its endpoint held the original)")
     return out
 
 
@@ -383,14 +485,18 @@ def find(mock: Mock, *checks: str, slow_webhook: float | None = None,
     clock times measure the receiver, as the in-process sender's do (an async sender
     reports after the clock has jumped, so its times say nothing about the receiver).
     """
-    ctx = _context(mock, slow_webhook, timed_webhooks)
+    return _judge(_context(mock, slow_webhook, timed_webhooks), checks)
+
+
+def _judge(ctx: Context, checks: Iterable[str]) -> dict[str, list[Finding]]:
     return {name: CHECKS[name].judge(ctx) for name in _names(checks or None)}
 
 
 def client_report(mock: Mock, *, slow_webhook: float | None = None,
                   timed_webhooks: bool = False) -> dict[str, Any]:
     """The client-behaviour report served at ``/_jobmock/report`` (options as :func:`find`)."""
-    found = find(mock, slow_webhook=slow_webhook, timed_webhooks=timed_webhooks)
+    ctx = _context(mock, slow_webhook, timed_webhooks)
+    found = _judge(ctx, ())
     attempts = sum(len(d.attempts) for d in (mock.webhooks.deliveries() if mock.webhooks else []))
     return {
         "api": mock.spec.name,
@@ -399,7 +505,8 @@ def client_report(mock: Mock, *, slow_webhook: float | None = None,
         "webhook_attempts": attempts,
         "ok": not any(found.values()),
         "checks": [{"name": name, "title": CHECKS[name].title, "passed": not fs,
-                    "findings": len(fs)} for name, fs in found.items()],
+                    "findings": len(fs), "notes": ctx.notes.get(name, [])}
+                   for name, fs in found.items()],
         "findings": [f.as_dict() for fs in found.values() for f in fs],
     }
 
@@ -467,6 +574,16 @@ def assert_no_retried_permanent_errors(mock: Mock) -> None:
 def assert_backed_off_after_429(mock: Mock) -> None:
     """No request was retried sooner than the Retry-After of the 429 it got."""
     assert_client_behaved(mock, "backoff_429")
+
+
+def assert_webhook_receiver_verifies(mock: Mock) -> None:
+    """Every forged or stale probe delivery was refused with a 4xx."""
+    assert_client_behaved(mock, "webhook_receiver_verifies")
+
+
+def assert_webhook_receiver_deduplicates(mock: Mock) -> None:
+    """No duplicate probe delivery was visibly processed again (see :func:`_deduplicates`)."""
+    assert_client_behaved(mock, "webhook_receiver_deduplicates")
 
 
 def assert_webhooks_acknowledged(mock: Mock, *, slow_webhook: float | None = None,

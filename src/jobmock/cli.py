@@ -460,6 +460,9 @@ def _wrap(app: Any, mock: Any, log_level: str, log_format: str, cors: tuple[str,
 @click.option("--webhook-secret", default=None, help="Secret that verifies webhook signatures.")
 @click.option("--receiver-url", default=None,
               help="A URL the server can reach that forwards to the suite's local receiver.")
+@click.option("--receiver-port", default=None, type=click.IntRange(0, 65535),
+              help="Port of the suite's receiver on 127.0.0.1 (default: a free one; printed "
+                   "at the start): pin it to forward a --receiver-url tunnel to it.")
 @click.option("--examples", default=None, type=int, help="Hypothesis examples (default 6).")
 @click.option("--steps", default=None, type=int, help="Steps per example (default 25).")
 @click.option("--budget", default=None, type=float,
@@ -480,7 +483,7 @@ def contract(api: str, base_url: str | None, credential_a: str | None, credentia
              webhook_secret: str | None, receiver_url: str | None, examples: int | None,
              steps: int | None, budget: float | None, seed: int | None,
              webhook_schedule_budget: float | None, junitxml: str | None, report: str | None,
-             pytest_args: tuple[str, ...]) -> None:
+             pytest_args: tuple[str, ...], receiver_port: int | None = None) -> None:
     """Judge a server (or the mock) against API's spec: the contract suite, via pytest."""
     from pathlib import Path
 
@@ -493,7 +496,8 @@ def contract(api: str, base_url: str | None, credential_a: str | None, credentia
     args = [str(here), "-c", str(here / "pytest.ini"), "--rootdir", str(here), "--api", api]
     for flag, value in (("--base-url", base_url), ("--credential-a", credential_a),
                         ("--credential-b", credential_b), ("--webhook-secret", webhook_secret),
-                        ("--receiver-url", receiver_url), ("--contract-examples", examples),
+                        ("--receiver-url", receiver_url), ("--receiver-port", receiver_port),
+                        ("--contract-examples", examples),
                         ("--contract-steps", steps), ("--contract-budget", budget),
                         ("--contract-seed", seed),
                         ("--contract-webhook-schedule-budget", webhook_schedule_budget),

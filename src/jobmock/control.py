@@ -17,6 +17,9 @@ GET/POST /_jobmock/advance            how jobs advance: ``{"mode": "time"|"polls
 GET      /_jobmock/webhooks           every webhook delivery and attempt (``?job_id=``)
 POST     /_jobmock/webhooks/{id}/     send a delivery that is over once more (same id and
          redeliver                    body, a new attempt, not retried)
+POST     /_jobmock/webhooks/{id}/     ``{"kind": "forged"|"stale"|"duplicate"}``: send the
+         forge                        receiver a delivery it must not act on (judged by
+                                      ``webhook_receiver_verifies`` / ``_deduplicates``)
 GET/POST /_jobmock/faults             deliberate contract violations: ``{"faults": [names]}``
 GET/POST /_jobmock/scenario           load a scenario (the file's YAML, or the same as JSON), or see it
 GET      /_jobmock/report             how the client behaved (see jobmock.behaviour)
@@ -92,6 +95,7 @@ from .records import Advance
 from .scenarios import active_scenario, install_scenario
 from .templates import iso
 from .validation import schema_validator, shorten
+from .webhooks import PROBES
 
 if TYPE_CHECKING:
     from .records import Job
@@ -232,6 +236,20 @@ def _route(mock: Mock, request: Request) -> tuple[int, Any]:
             raise _Bad(404, f"no webhook delivery {_clip(parts[1])}")
         try:
             book.redeliver(delivery)
+        except ValueError as exc:
+            raise _Bad(409, str(exc)) from None
+        return 200, delivery.as_dict(_hidden_headers(mock))
+    if (len(parts) == 3 and parts[0] == "webhooks" and parts[2] == "forge"
+            and method == "POST"):  # (the receiver side, issue 14 item 7)
+        kind = _body(request).get("kind")
+        book = mock.webhooks
+        delivery = book.get(parts[1]) if book is not None else None
+        if book is None or delivery is None:
+            raise _Bad(404, f"no webhook delivery {_clip(parts[1])}")
+        if kind not in PROBES:
+            raise _Bad(400, f"kind must be one of {', '.join(PROBES)}, got {_clip(kind)}")
+        try:
+            book.forge(delivery, str(kind))
         except ValueError as exc:
             raise _Bad(409, str(exc)) from None
         return 200, delivery.as_dict(_hidden_headers(mock))

@@ -177,6 +177,7 @@ class Mock:
         if spec.webhooks is not None:
             self.webhooks = DeliveryBook(self.engine, spec.webhooks, secret=webhook_secret)
             self.webhooks.allow_private = allow_private_callbacks
+            self.webhooks.mark = lambda: self.journal.total
             if webhook_timeout is not None:
                 self.webhooks.timeout = webhook_timeout
         self.validators = {o.operation_id: OperationValidator(spec, o) for o in spec.operations}

@@ -663,6 +663,14 @@ class InProcessMock:
         ``slow_webhook`` clock seconds)."""
         self.assert_client_behaved("webhooks", slow_webhook=slow_webhook)
 
+    def assert_webhook_receiver_verifies(self) -> None:
+        """Every forged or stale probe (``forge``) was refused with a 4xx."""
+        self.assert_client_behaved("webhook_receiver_verifies")
+
+    def assert_webhook_receiver_deduplicates(self) -> None:
+        """No duplicate probe was visibly processed again (see :mod:`jobmock.behaviour`)."""
+        self.assert_client_behaved("webhook_receiver_deduplicates")
+
     def __repr__(self) -> str:
         state = "active" if self._active else "inactive"
         return f"<jobmock.mock {self.spec.name!r} at {self.base_url} ({state})>"

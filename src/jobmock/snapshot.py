@@ -28,10 +28,11 @@ from .store import MemoryStore
 __all__ = ["SnapshotError", "capture", "restore"]
 
 #: Engine attributes replicas share (the heap is filtered: see _shared_heap).
-_ENGINE_FIELDS = ("seed", "retain", "rng", "_ids", "_counter", "_seq", "_queued", "_running", "_waiting",
-                  "_gates", "_idempotency", "_now", "_balances", "_held", "advance")
+_ENGINE_FIELDS = ("seed", "retain", "rng", "_ids", "_counter", "_seq", "_queued", "_running",
+                  "_waiting", "_gates", "_idempotency", "_now", "_balances", "_held", "advance")
 #: Delivery-book attributes replicas share.
-_BOOK_FIELDS = ("_deliveries", "_by_job", "_orphans", "_seq", "_gone", "_busy", "_waiting",
+_BOOK_FIELDS = ("_deliveries", "_by_job", "_orphans", "_seq", "_run", "_issued", "_gone", "_busy",
+                "_waiting",
                 "mode", "record_status", "allow_hosts", "retries_enabled")
 #: (module, name) pairs the unpickler may build: jobmock's records and standard containers.
 _ALLOWED = {

@@ -15,6 +15,11 @@ the delivery; ``410 Gone`` ends it and every later delivery to that URL (``gone`
 anything else (a 3xx too) schedules the next attempt at the failed attempt's *due* time
 plus ``policy.delay_after(n)`` (never slept for; a 429/503 ``Retry-After`` can only push it
 later), until the policy's attempts are used up and the delivery is ``exhausted``.
+
+On request a delivery that is over can be sent again (:meth:`DeliveryBook.redeliver`), or a
+probe of the receiver can be sent once (:meth:`DeliveryBook.forge`: a ``forged``, ``stale``
+or ``duplicate`` copy, judged by :mod:`jobmock.behaviour`). Delivery ids never repeat within
+a process, resets included, and differ between seeds.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from .spec import TERMINAL_ROLES, RetryPolicy, Webhooks
 from .templates import iso
 from .urlrules import needs_resolution
 
-__all__ = ["MODES", "Attempt", "Delivery", "DeliveryBook", "Sender", "sign"]
+__all__ = ["MODES", "PROBES", "Attempt", "Delivery", "DeliveryBook", "Sender", "sign"]
 
 #: What a book does with a due attempt: send it, record it as answered unsent, or nothing.
 MODES = ("deliver", "record", "off")
@@ -46,6 +51,15 @@ MODES = ("deliver", "record", "off")
 DONE_STATES = frozenset({"delivered", "exhausted", "gone", "refused"})
 #: Statuses whose ``Retry-After`` a retry honours.
 RETRY_AFTER_STATUSES = frozenset({429, 503})
+
+#: Deliveries a receiver must not act on, sent on request (:meth:`DeliveryBook.forge`):
+#: ``forged`` (signed with a wrong key), ``stale`` (signed, its timestamp past the spec's
+#: tolerance), ``duplicate`` (the delivery again: same id and body, a fresh signature).
+PROBES = ("forged", "stale", "duplicate")
+#: How far past the spec's tolerance a ``stale`` probe's timestamp lies, in seconds.
+STALE_MARGIN = 300.0
+#: Schemes that sign a timestamp (a ``stale`` probe needs one).
+TIMESTAMPED = frozenset({"standard-webhooks", "stripe"})
 
 #: jobmock's own headers on every attempt: the delivery's identity and the attempt number.
 DELIVERY_HEADER = "X-Jobmock-Delivery"
@@ -76,6 +90,14 @@ class Attempt:
     #: On a shared store: the wall time until which the replica sending it owns it; past
     #: it with no answer recorded, another replica sends it again (see DeliveryBook.reclaim).
     lease_until: float | None = None
+    #: A probe of the receiver (one of :data:`PROBES`), sent on request: tried once, never
+    #: retried, and its answer leaves the delivery's state alone.
+    probe: str | None = None
+    #: The request journal's count when this attempt was sent and when it was answered (set
+    #: where the book has a ``mark``): the client's requests between them came while its
+    #: endpoint held this attempt.
+    sent_mark: int | None = None
+    answered_mark: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -88,7 +110,8 @@ class Attempt:
         return {"number": self.number, "scheduled_at": iso(self.scheduled_at),
                 "sent_at": iso(self.sent_at), "finished_at": iso(self.finished_at),
                 "status": self.status, "error": self.error, "headers": headers,
-                "redelivery": self.redelivery, "retry_after": self.retry_after}
+                "redelivery": self.redelivery, "retry_after": self.retry_after,
+                "probe": self.probe}
 
 
 @dataclass(slots=True)
@@ -113,6 +136,9 @@ class Delivery:
     signed: bool = True
     #: The event kind that made it: start, progress, output, terminal, a role or a word.
     kind: str = ""
+    #: Its place among the deliveries since the last reset (1, 2, ...): seeds its jitter, so
+    #: a run repeats after a reset although ids never do.
+    ordinal: int = 0
 
     @property
     def digest(self) -> str:
@@ -151,6 +177,13 @@ class DeliveryBook:
         self._by_job: dict[str, list[str]] = {}
         self._orphans: set[str] = set()
         self._seq = 0
+        #: Delivery ids are ``whd_<run>_<n>``: ``run`` from the seed (a fresh start draws a
+        #: fresh seed) and ``n`` counted over the book's whole life, never restarted by a
+        #: reset, so a receiver deduplicating by id never drops a real delivery.
+        self._run = f"{random.Random(f'whd-{engine.seed}').getrandbits(32):08x}"
+        self._issued = 0
+        #: The request journal's count now (set by the Mock): marks each attempt's window.
+        self.mark: Callable[[], int] | None = None
         self._sender: Sender | None = None
         self._outbox: list[tuple[Delivery, Attempt]] = []
         self._listeners: list[Callable[[Delivery, Attempt], None]] = []
@@ -298,9 +331,9 @@ class DeliveryBook:
         headers = {"Content-Type": "application/json", "User-Agent": "jobmock-webhooks"}
         headers.update({k: str(h(ctx)) for k, h in cfg.headers.items()})
         self._seq += 1
-        delivery = Delivery(id=f"whd_{self._seq:06d}", job_id=job.id, event=name,
+        delivery = Delivery(id=self._new_id(), job_id=job.id, event=name,
                             url=job.callback_url, body=body, headers=headers, policy=cfg.retry,
-                            created_at=event.at, kind=trigger)
+                            created_at=event.at, kind=trigger, ordinal=self._seq)
         sig = cfg.signature
         delivery.signed = sig is not None and (sig.enabled_for is None
                                                or job.tenant in sig.enabled_for)
@@ -317,6 +350,10 @@ class DeliveryBook:
                 return
             self._busy[job.id] = delivery
         self._schedule(delivery, event.at)
+
+    def _new_id(self) -> str:
+        self._issued += 1
+        return f"whd_{self._run}_{self._issued:06d}"
 
     def _schedule(self, delivery: Delivery, when: float) -> None:
         delivery.next_at = when
@@ -358,13 +395,43 @@ class DeliveryBook:
         return (f"refused: {host or repr(url)} is not an allowed webhook host "
                 f"(allowed: {', '.join(sorted(self.allow_hosts))})")
 
-    def _signature(self, delivery: Delivery, now: float) -> dict[str, str]:
+    def _signature(self, delivery: Delivery, msg_id: str, timestamp: int,
+                   spoil: bool = False) -> dict[str, str]:
         sig = self.config.signature
         if sig is None or self.secret is None or not delivery.signed:
             return {}
         return signature_headers(sig.scheme, secrets=[self.secret, *sig.previous],
-                                 body=delivery.body, msg_id=delivery.id, timestamp=int(now),
-                                 header=sig.header, fmt=sig.format, spoil=self.wrong_signature)
+                                 body=delivery.body, msg_id=msg_id, timestamp=timestamp,
+                                 header=sig.header, fmt=sig.format,
+                                 spoil=spoil or self.wrong_signature)
+
+    def forge(self, delivery: Delivery, kind: str) -> Attempt:
+        """Send the receiver a delivery it must not act on (:data:`PROBES`), once, now.
+
+        ``forged``: the body under a fresh id, signed with a wrong key; ``stale``: the body
+        under a fresh id, signed, with a timestamp :data:`STALE_MARGIN` seconds past the
+        spec's tolerance; ``duplicate``: the delivery again, same id and body, signed afresh
+        (as a sender's retry is). It is recorded as an attempt with ``probe`` set; its answer
+        leaves the delivery's state alone. Raises ValueError when it can't be sent: the
+        delivery not over, an unknown kind, nothing sent in this mode, no signature to forge
+        (``forged``, ``stale``) or no signed timestamp (``stale``).
+        """
+        if kind not in PROBES:
+            raise ValueError(f"kind must be one of {', '.join(PROBES)}, got {kind[:40]!r}")
+        if not delivery.done:
+            raise ValueError(f"delivery {delivery.id} is {delivery.state}; a probe is sent once "
+                             f"a delivery is over")
+        if self.mode != "deliver":
+            raise ValueError(f"webhooks are not sent in {self.mode!r} mode, so neither is a probe")
+        sig = self.config.signature
+        if kind != "duplicate" and (sig is None or self.secret is None or not delivery.signed):
+            raise ValueError(f"delivery {delivery.id} is not signed, so there is no signature "
+                             f"to {'forge' if kind == 'forged' else 'make stale'}")
+        if kind == "stale" and sig is not None and sig.scheme not in TIMESTAMPED:
+            raise ValueError(f"the {sig.scheme} scheme signs no timestamp, so a stale one "
+                             f"can't be told apart; schemes that sign one: "
+                             f"{', '.join(sorted(TIMESTAMPED))}")
+        return self._attempt(delivery, probe=kind)
 
     def redeliver(self, delivery: Delivery) -> Attempt:
         """Send ``delivery`` once more now (same id and body, a new attempt, never retried).
@@ -383,17 +450,26 @@ class DeliveryBook:
             return
         self._attempt(delivery)
 
-    def _attempt(self, delivery: Delivery, redelivery: bool = False) -> Attempt:
+    def _attempt(self, delivery: Delivery, redelivery: bool = False,
+                 probe: str | None = None) -> Attempt:
         now = self.engine.clock.now()
         number = len(delivery.attempts) + 1
+        msg_id = delivery.id if probe in (None, "duplicate") else self._new_id()
+        timestamp = int(now)
+        if probe == "stale":
+            sig = self.config.signature
+            timestamp -= int((sig.tolerance if sig is not None else 0) + STALE_MARGIN)
         headers = dict(delivery.headers)
-        headers[DELIVERY_HEADER] = delivery.id
+        headers[DELIVERY_HEADER] = msg_id
         headers[ATTEMPT_HEADER] = str(number)
-        headers.update(self._signature(delivery, now))
-        due = delivery.next_at if delivery.next_at is not None and not redelivery else now
-        attempt = Attempt(number, due, headers, sent_at=now, redelivery=redelivery)
+        headers.update(self._signature(delivery, msg_id, timestamp, spoil=probe == "forged"))
+        fresh = redelivery or probe is not None
+        due = delivery.next_at if delivery.next_at is not None and not fresh else now
+        attempt = Attempt(number, due, headers, sent_at=now, redelivery=redelivery, probe=probe,
+                          sent_mark=self.mark() if self.mark is not None else None)
         delivery.attempts.append(attempt)
-        delivery.state, delivery.next_at = "sending", None
+        if probe is None:
+            delivery.state, delivery.next_at = "sending", None
         refusal = self._refusal(delivery.url)
         if refusal is not None:
             self.report(delivery, attempt, error=refusal)
@@ -445,8 +521,14 @@ class DeliveryBook:
             return  # answered already, or forgotten by reset(): never retry it
         now = self.engine.clock.now()
         attempt.finished_at, attempt.status, attempt.error = now, status, error
+        if self.mark is not None:
+            attempt.answered_mark = self.mark()
         if retry_after is not None and status in RETRY_AFTER_STATUSES:
             attempt.retry_after = retry_after
+        if attempt.probe is not None:  # judged by jobmock.behaviour; the delivery stays over
+            for listener in self._listeners:
+                listener(delivery, attempt)
+            return
         if attempt.ok:
             delivery.state = "delivered"
         elif status == 410:
@@ -458,7 +540,8 @@ class DeliveryBook:
         else:
             delay = None
             if self.retries_enabled and not attempt.redelivery:
-                draw = random.Random(f"{self.engine.seed}:{delivery.id}:{attempt.number}").random()
+                key = f"{self.engine.seed}:whd_{delivery.ordinal:06d}:{attempt.number}"
+                draw = random.Random(key).random()
                 delay = delivery.policy.delay_after(attempt.number, draw)
             if delay is None:
                 delivery.state = "exhausted"

@@ -24,7 +24,16 @@ from .specview import pointer_get
 from .verdicts import VERDICTS
 from .violations import ContractViolation
 
-__all__ = ["CHECKS", "OBSERVERS", "Check", "Observation", "register", "run_checks"]
+__all__ = [
+    "CHECKS",
+    "OBSERVERS",
+    "Check",
+    "Observation",
+    "every_event_name",
+    "register",
+    "run_checks",
+    "terminal_event_names",
+]
 
 
 @dataclass(slots=True)
@@ -527,6 +536,14 @@ def check_webhook_retries(ctx: SuiteContext, obs: Observation) -> None:
     bodies = {a.body for a in attempts}
     if len(bodies) > 1:
         raise fail(ctx, "webhook_retries", "retries of one delivery carried different bodies")
+    sig = hooks.signature
+    if sig is not None and sig.scheme == "standard-webhooks" and not ctx.view.assumed.covers(
+            "/x-jobmock/webhooks/signature"):
+        ids = [a.header("webhook-id") for a in attempts]
+        if len(set(ids)) > 1:
+            raise fail(ctx, "webhook_retries", f"retries of one delivery carried different "
+                                               f"webhook-id values {ids}; Standard Webhooks "
+                                               f"keeps one id across retries")
     view = ctx.view
     if view.assumed.covers("/x-jobmock/webhooks/retry/delays"):
         # The spec assumed the schedule: only that failed attempts are retried is judged
@@ -561,3 +578,77 @@ def check_webhook_retries(ctx: SuiteContext, obs: Observation) -> None:
         raise fail(ctx, "webhook_retries",
                    f"{len(attempts)} attempts arrived {obs.extra.get('window', '')}; the spec's "
                    f"schedule gives {obs.extra['expected']} ({policy.attempts} at most)")
+
+
+def terminal_event_names(ctx: SuiteContext) -> list[str]:
+    """The names a request's event filter uses for a job's end (as the spec names events:
+    ``event_names`` by kind, then by status word and role; else the kind itself)."""
+    hooks = ctx.spec.webhooks
+    assert hooks is not None
+    lc, names = ctx.spec.lifecycle, hooks.event_names
+    out: set[str] = set()
+    for word, role in lc.states.items():
+        if not lc.is_terminal(word):
+            continue
+        kind = next((k for k in (word, role, "terminal") if k in hooks.events), None)
+        if kind is not None:
+            out.add(next((names[k] for k in (kind, word, role) if k in names), kind))
+    return sorted(out)
+
+
+def every_event_name(ctx: SuiteContext) -> list[str]:
+    """Every event name a request's filter can choose: the spec's start, progress and output
+    events (by ``event_names``) and :func:`terminal_event_names`."""
+    hooks = ctx.spec.webhooks
+    assert hooks is not None
+    early = [hooks.event_names.get(k, k) for k in ("start", "progress", "output")
+             if k in hooks.events]
+    return sorted({*early, *terminal_event_names(ctx)})
+
+
+@register("webhook_events", "a job's webhooks arrive in lifecycle order (progress never going "
+          "back, nothing after the end), and only the events its request's filter names",
+          "webhook_events")
+def check_webhook_events(ctx: SuiteContext, obs: Observation) -> None:
+    hooks = ctx.spec.webhooks
+    assert hooks is not None and obs.job is not None
+    job, view = obs.job, ctx.view
+    words_at = view.pointers_of(hooks.render, "job.status")
+    progress_at = view.pointers_of(hooks.render, "job.progress_pct")
+    distinct: list[Any] = []  # each delivery once (a retry repeats its body), as first received
+    for r in obs.extra["received"]:
+        if r.body not in {d.body for d in distinct}:
+            distinct.append(r)
+    ordered = hooks.ordering != "parallel" and not view.assumed.covers(
+        "/x-jobmock/webhooks/ordering")
+    wanted = obs.extra.get("filter")
+    terminal_only = (wanted is not None and set(wanted) <= set(terminal_event_names(ctx))
+                     and not view.assumed.covers("/x-jobmock/webhooks/filter_from"))
+    prev: tuple[str, Any] | None = None
+    for r in distinct:
+        try:
+            body = r.json()
+        except ValueError:
+            continue  # the webhooks check judges the body
+        word = next((v for p in words_at for found, v in [pointer_get(body, p)]
+                     if found and isinstance(v, str) and v in ctx.spec.lifecycle.states), None)
+        if word is None:
+            continue
+        progress = next((v for p in progress_at for found, v in [pointer_get(body, p)]
+                         if found and isinstance(v, int | float)), None)
+        if terminal_only and not view.is_terminal(word):
+            raise fail(ctx, "webhook_events", f"job {job.id} asked for {wanted} only (the "
+                                              f"request's event filter) and got a webhook "
+                                              f"saying {word!r}")
+        if ordered and prev is not None:
+            before, progress_before = prev
+            if not _reachable(ctx, before, word):
+                raise fail(ctx, "webhook_events", f"job {job.id}'s webhook saying {word!r} "
+                                                  f"arrived after one saying {before!r}: out of "
+                                                  f"order (a job's events are delivered in order)")
+            if (word == before and progress is not None and progress_before is not None
+                    and progress < progress_before):
+                raise fail(ctx, "webhook_events", f"job {job.id}'s webhook with progress "
+                                                  f"{progress} arrived after one with "
+                                                  f"{progress_before}: out of order")
+        prev = (word, progress)

@@ -42,6 +42,9 @@ class JobRecord:
     last_body: Any = None
     result_text: str | None = None
     seen: dict[str, Any] = field(default_factory=dict)
+    #: The event names the suite put in the request's event filter (the spec's
+    #: ``filter_from``), or None when it set none.
+    event_filter: list[str] | None = None
 
 
 def has_virtual_clock(client: ContractClient) -> bool:

@@ -30,7 +30,7 @@ from ..pointers import with_value, without
 from ..spec import ApiSpec, Operation
 from . import probe_checks  # noqa: F401 - registers the probes' checks (credits on polls)
 from .budget import REPLAY_SETTLE, ShrinkGuard, is_final_replay
-from .checks import observe_poll, run_checks
+from .checks import every_event_name, observe_poll, run_checks, terminal_event_names
 from .client import Exchange, Tenant
 from .context import JobRecord, Observation, SuiteContext, TimeKeeper
 from .roles import RoleRules
@@ -116,6 +116,7 @@ def build_machine(spec: ApiSpec, make_context: Callable[[], SuiteContext],
                 guard.start_example()  # raises StopRun when the run must end
             self.ctx = make_context()
             self.counter = 0
+            self.callbacks = 0
 
         def _idle(self) -> bool:
             """Whether the run's budget ended: then rules do nothing (except in a replay)."""
@@ -127,10 +128,19 @@ def build_machine(spec: ApiSpec, make_context: Callable[[], SuiteContext],
                     tenant_index: int, callback: bool) -> JobRecord | None:
             ctx = self.ctx
             tenant = ctx.tenants[tenant_index]
+            event_filter: list[str] | None = None
             if hooks is not None:
                 body = without_callback(spec, ctx.view, op, body)
                 if callback and ctx.receiver_url:
                     body = with_value(body, hooks.url_pointer, ctx.receiver_url)
+                    self.callbacks += 1
+                    if hooks.filter_pointer is not None:
+                        # The suite chooses the events (a generated filter may leave out the
+                        # end the webhooks check waits for): every other callback job asks
+                        # for its end only, the others for every event.
+                        event_filter = (terminal_event_names(ctx) if self.callbacks % 2
+                                        else every_event_name(ctx))
+                        body = with_value(body, hooks.filter_pointer, event_filter)
             key = None
             if spec.idempotency_pointer is not None and isinstance(body, dict):
                 self.counter += 1
@@ -176,7 +186,7 @@ def build_machine(spec: ApiSpec, make_context: Callable[[], SuiteContext],
             assert job_id is not None
             job = JobRecord(job_id, op, tenant, params, body, ctx.job_type(op, params, body),
                             callback=callback and ctx.receiver_url is not None,
-                            idempotency_key=key)
+                            idempotency_key=key, event_filter=event_filter)
             if held_answer:
                 # An inline answer is judged as one first (a finished job's answer for a job
                 # that is still running is an inline-wait fault before a schema one).
@@ -451,6 +461,10 @@ def build_machine(spec: ApiSpec, make_context: Callable[[], SuiteContext],
                     "deliveries": [r for r in got if r.answered.startswith("2")] or got,
                     "expected_headers": ctx.expected_webhook_headers(job),
                     "final_body": job.last_body}))
+                run_checks(ctx, Observation("webhook_events", ctx.client.exchanges[-1]
+                                            if ctx.client.exchanges else _empty(), job, {
+                    "received": [r for r in got if r.answered.startswith("2")],
+                    "filter": job.event_filter}))
 
     JobContract.__name__ = f"{spec.name.title()}Contract"
     return JobContract

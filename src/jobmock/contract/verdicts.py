@@ -160,7 +160,7 @@ def applicability(spec: ApiSpec) -> dict[str, str]:
     if not (ext.get("contract") or {}).get("invariants"):
         out["invariants"] = "the spec declares no invariants"
     if spec.webhooks is None:
-        for name in ("webhooks", "webhook_retries", "callback_urls"):
+        for name in ("webhooks", "webhook_retries", "webhook_events", "callback_urls"):
             out[name] = "the spec has no webhooks"
     elif spec.webhooks.url_rule == "any":
         out["callback_urls"] = "the spec's callback URL rule is 'any': nothing to refuse"

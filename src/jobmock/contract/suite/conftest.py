@@ -18,7 +18,11 @@ from jobmock.bundled import bundled_names, resolve_spec
 from jobmock.contract import CHECKS
 from jobmock.contract.budget import MARGIN, RunBudget
 from jobmock.contract.verdicts import VERDICTS
+from jobmock.receiver import WebhookReceiver
 from jobmock.spec import ApiSpec
+
+#: The suite's loopback webhook receiver, started when pytest is configured.
+RECEIVER = pytest.StashKey[WebhookReceiver]()
 
 __all__ = [
     "ContractOptions",
@@ -29,7 +33,10 @@ __all__ = [
     "pytest_collection_modifyitems",
     "pytest_configure",
     "pytest_generate_tests",
+    "pytest_sessionstart",
     "pytest_terminal_summary",
+    "pytest_unconfigure",
+    "receiver",
     "run_budget",
     "stateless_base_url",
     "stateless_schema",
@@ -51,6 +58,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--receiver-url", default=None,
                 help="A URL the server can reach that forwards to the suite's local receiver "
                      "(for servers that refuse loopback callbacks).")
+    g.addoption("--receiver-port", type=int, default=0,
+                help="Port of the suite's webhook receiver on 127.0.0.1 (default: a free one, "
+                     "printed at the start); pin it to forward a --receiver-url tunnel to it.")
     g.addoption("--contract-examples", type=int, default=int(os.environ.get("JOBMOCK_EXAMPLES", 6)),
                 help="Hypothesis examples per API (default 6).")
     g.addoption("--contract-steps", type=int, default=int(os.environ.get("JOBMOCK_STEPS", 25)),
@@ -108,11 +118,47 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "needs_webhooks: only for APIs whose spec has webhooks")
+    port = config.getoption("--receiver-port", 0)
+    if not 0 <= port <= 65535:
+        raise pytest.UsageError(f"--receiver-port must be a port from 0 to 65535, got {port}")
+    try:
+        config.stash[RECEIVER] = WebhookReceiver(port=port).start()
+    except OSError as exc:
+        raise pytest.UsageError(f"--receiver-port {port}: cannot listen on 127.0.0.1:{port} "
+                                f"({exc.strerror or exc}); give another port, or 0 for a free "
+                                f"one") from None
     if config.getoption("--jobmock-report", None):
         from jobmock.contract.reporting import ReportPlugin
 
         config.pluginmanager.register(ReportPlugin(config.getoption("--jobmock-report")),
                                       "jobmock-report")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    found = config.stash.get(RECEIVER, None)
+    if found is not None:
+        found.stop()
+        del config.stash[RECEIVER]
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Say where the receiver listens (and what URL the server is given), before any test."""
+    config = session.config
+    found = config.stash.get(RECEIVER, None)
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if found is None or reporter is None:
+        return
+    given = config.getoption("--receiver-url")
+    reporter.write_line(f"jobmock contract: webhook receiver listening at {found.url}"
+                        + (f"; the server is given --receiver-url {given}, which must forward "
+                           f"to it" if given else ""))
+
+
+@pytest.fixture(scope="session")
+def receiver(pytestconfig: pytest.Config) -> WebhookReceiver:
+    """The suite's loopback webhook receiver (``--receiver-port`` pins its port)."""
+    return pytestconfig.stash[RECEIVER]
 
 
 @pytest.fixture(scope="session")

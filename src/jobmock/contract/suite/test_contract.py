@@ -22,14 +22,8 @@ from jobmock.contract.violations import ContractViolation
 from jobmock.receiver import WebhookReceiver
 from jobmock.spec import ApiSpec
 
-__all__ = ["receiver", "test_probes", "test_state_machine", "test_stateless",
+__all__ = ["test_probes", "test_state_machine", "test_stateless",
            "test_webhook_retry_schedule"]
-
-
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[WebhookReceiver]:
-    with WebhookReceiver() as r:
-        yield r
 
 
 def run_options(o: ContractOptions) -> RunOptions:
