@@ -6,6 +6,7 @@ spec model and the time formatting of :mod:`jobmock.templates`.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,7 +14,29 @@ from typing import Any
 from .spec import ApiSpec
 from .templates import iso
 
-__all__ = ["Advance", "Event", "Job", "JobPlan", "JobView", "epoch_ms", "epoch_s"]
+__all__ = ["Advance", "Event", "Job", "JobPlan", "JobView", "Revised", "epoch_ms", "epoch_s",
+           "track_revisions"]
+
+#: Where revisions come from: one counter for the process, so a revision never repeats.
+_REVISIONS = itertools.count(1)
+
+
+class Revised:
+    """A record whose ``rev`` changes on every assignment to it, once
+    :func:`track_revisions` is on: a shared store saves only the records a turn changed.
+    Off (the default, one process in memory), assignments cost nothing extra."""
+
+    __slots__ = ()
+
+
+def _revising_setattr(self: Any, name: str, value: Any) -> None:
+    object.__setattr__(self, name, value)
+    object.__setattr__(self, "rev", next(_REVISIONS))
+
+
+def track_revisions() -> None:
+    """Count revisions of every :class:`Revised` record from now on (a shared store)."""
+    Revised.__setattr__ = _revising_setattr  # type: ignore[method-assign]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +77,7 @@ class JobPlan:
 
 
 @dataclass(slots=True)
-class Job:
+class Job(Revised):
     """One job. Fields are the engine's; a spec's templates read them through :class:`JobView`."""
 
     id: str
@@ -95,6 +118,8 @@ class Job:
     polls: int = 0
     gen: int = 0
     history: list[tuple[str, float]] = field(default_factory=list)
+    #: Changes on every assignment when revisions are tracked (see :class:`Revised`).
+    rev: int = field(default=0, compare=False, repr=False)
 
     def as_dict(self, spec: ApiSpec) -> dict[str, Any]:
         """A plain view for the control plane and the Python API."""

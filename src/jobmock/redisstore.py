@@ -41,7 +41,8 @@ from redis.exceptions import RedisError
 
 from .dispatch import Mock
 from .engine import CALL_KIND, DEADLINE_KIND
-from .snapshot import SnapshotError, capture, restore
+from .records import track_revisions
+from .snapshot import SnapshotError, Tracker, apply
 
 __all__ = ["LOCK_LEASE", "RedisStore", "SharedMock", "StoreUnavailable", "check_store_url"]
 
@@ -53,6 +54,8 @@ LOCK_LEASE = 5.0
 LOCK_WAIT = 30.0
 #: Seconds between a replica's looks at the state when nothing told it of a change.
 RESYNC_EVERY = 1.0
+#: Versions of change log kept: a replica further behind loads the whole state.
+LOG_KEEP = 1000
 
 
 class StoreUnavailable(RuntimeError):
@@ -90,6 +93,7 @@ class RedisStore:
         self.replica = secrets.token_hex(4)
         self.redis: aioredis.Redis = aioredis.from_url(url, socket_timeout=10.0,
                                                        socket_connect_timeout=10.0)
+        track_revisions()  # a turn saves only the jobs and deliveries it changed
 
     def attach(self, mock: Mock, session: str | None = None,
                idle: float | None = None) -> SharedMock:
@@ -113,10 +117,13 @@ class SharedMock:
         self.mock = mock
         self.prefix = prefix
         self.ttl = ttl
-        self._k_state, self._k_ver = f"{prefix}:state", f"{prefix}:version"
+        self._k_ver, self._k_core = f"{prefix}:version", f"{prefix}:core"
+        self._k_jobs, self._k_deliveries = f"{prefix}:jobs", f"{prefix}:deliveries"
+        self._k_log, self._k_floor = f"{prefix}:log", f"{prefix}:floor"
         self._k_lock, self.channel = f"{prefix}:lock", f"{prefix}:changed"
+        #: The stored state's version this replica's mock holds (None: unknown, reload all).
         self._version: int | None = None
-        self._saved: bytes | None = None
+        self.tracker = Tracker(mock)
         self._local = asyncio.Lock()
         self._owner: asyncio.Task[Any] | None = None
         self._listener: asyncio.Task[None] | None = None
@@ -165,39 +172,78 @@ class SharedMock:
                     await lock.release()
 
     async def _load(self) -> None:
-        raw = await self.store.redis.get(self._k_ver)
+        redis = self.store.redis
+        raw = await redis.get(self._k_ver)
         if raw is None:  # the first replica of this session: its fresh state is the state
-            self._saved = None
-            await self._save(first=True)
+            self._version = 0
+            self.tracker.forget()
+            await self._save()
             return
         version = int(raw)
         if version == self._version:
             return
-        data = await self.store.redis.get(self._k_state)
-        if not isinstance(data, bytes):
-            raise StoreUnavailable(f"{self._k_state} is missing while its version is {version}")
+        floor = int(await redis.get(self._k_floor) or 0)
+        full = self._version is None or self._version < floor
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.get(self._k_core)
+            if full:
+                pipe.hgetall(self._k_jobs)
+                pipe.hgetall(self._k_deliveries)
+                core, jobs, deliveries = await pipe.execute()
+                job_records = {k.decode(): v for k, v in jobs.items()}
+                delivery_records = {k.decode(): v for k, v in deliveries.items()}
+            else:
+                pipe.zrangebyscore(self._k_log, f"({self._version}", "+inf")
+                core, members = await pipe.execute()
+                job_ids = [m[2:].decode() for m in members if m.startswith(b"j:")]
+                delivery_ids = [m[2:].decode() for m in members if m.startswith(b"d:")]
+                job_records = dict(zip(job_ids, await redis.hmget(self._k_jobs, job_ids),
+                                       strict=True)) if job_ids else {}
+                delivery_records = dict(zip(
+                    delivery_ids, await redis.hmget(self._k_deliveries, delivery_ids),
+                    strict=True)) if delivery_ids else {}
+        if not isinstance(core, bytes):
+            raise StoreUnavailable(f"{self._k_core} is missing while its version is {version}")
         try:
-            restore(self.mock, data)
+            apply(self.mock, core, job_records, delivery_records, full=full)
         except SnapshotError as exc:
-            raise StoreUnavailable(f"the shared state at {self._k_state} cannot be read "
+            raise StoreUnavailable(f"the shared state at {self.prefix} cannot be read "
                                    f"({exc}); another jobmock version wrote it?") from exc
-        self._version, self._saved = version, data
+        self._version = version
+        self.tracker.settled()
         self.loads += 1
 
-    async def _save(self, first: bool = False) -> None:
-        data = capture(self.mock)
-        if data == self._saved and not first:
+    async def _save(self) -> None:
+        core, jobs, deliveries = self.tracker.changes()
+        if core is None and not jobs and not deliveries:
             return
-        redis = self.store.redis
-        async with redis.pipeline(transaction=True) as pipe:
-            pipe.set(self._k_state, data)
-            pipe.incr(self._k_ver)
+        version = (self._version or 0) + 1
+        keys = [self._k_ver, self._k_core, self._k_jobs, self._k_deliveries, self._k_log,
+                self._k_floor]
+        async with self.store.redis.pipeline(transaction=True) as pipe:
+            if core is not None:
+                pipe.set(self._k_core, core)
+            for key, records, tag in ((self._k_jobs, jobs, "j:"),
+                                      (self._k_deliveries, deliveries, "d:")):
+                puts = {k: v for k, v in records.items() if v is not None}
+                gone = [k for k, v in records.items() if v is None]
+                if puts:
+                    pipe.hset(key, mapping=puts)  # type: ignore[arg-type]
+                if gone:
+                    pipe.hdel(key, *gone)
+                if records:
+                    pipe.zadd(self._k_log, {tag + k: version for k in records})
+            if version % LOG_KEEP == 0:  # older changes: a replica that far behind reloads all
+                pipe.zremrangebyscore(self._k_log, "-inf", version - LOG_KEEP)
+                pipe.set(self._k_floor, version - LOG_KEEP)
+            pipe.set(self._k_ver, version)
             if self.ttl is not None:
-                pipe.expire(self._k_state, int(self.ttl) + 1)
-                pipe.expire(self._k_ver, int(self.ttl) + 1)
-            pipe.publish(self.channel, b"")
-            results = await pipe.execute()
-        self._version, self._saved = int(results[1]), data
+                for key in keys:
+                    pipe.expire(key, int(self.ttl) + 1)
+            pipe.publish(self.channel, str(version))
+            await pipe.execute()
+        self._version = version
+        self.tracker.commit()
         self.saves += 1
 
     def has_local_work(self) -> bool:

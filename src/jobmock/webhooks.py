@@ -38,6 +38,7 @@ from urllib.parse import urlsplit
 
 from . import pointers
 from .engine import Engine, Event, Job, JobView
+from .records import Revised
 from .signing import signature_headers
 from .spec import TERMINAL_ROLES, RetryPolicy, Webhooks
 from .templates import iso
@@ -73,7 +74,7 @@ def sign(secret: str, body: bytes, fmt: str, timestamp: int | None = None) -> st
 
 
 @dataclass(slots=True)
-class Attempt:
+class Attempt(Revised):
     """One try at delivering: when it was due and sent, and what came back."""
 
     number: int
@@ -90,6 +91,11 @@ class Attempt:
     #: On a shared store: the wall time until which the replica sending it owns it; past
     #: it with no answer recorded, another replica sends it again (see DeliveryBook.reclaim).
     lease_until: float | None = None
+    #: Sent again by another replica because the one sending it stopped before its answer
+    #: was recorded (so the receiver may have it twice, same delivery id and number).
+    resent: bool = False
+    #: Changes on every assignment when revisions are tracked (see records.Revised).
+    rev: int = field(default=0, compare=False, repr=False)
     #: A probe of the receiver (one of :data:`PROBES`), sent on request: tried once, never
     #: retried, and its answer leaves the delivery's state alone.
     probe: str | None = None
@@ -111,11 +117,11 @@ class Attempt:
                 "sent_at": iso(self.sent_at), "finished_at": iso(self.finished_at),
                 "status": self.status, "error": self.error, "headers": headers,
                 "redelivery": self.redelivery, "retry_after": self.retry_after,
-                "probe": self.probe}
+                "probe": self.probe, "resent": self.resent}
 
 
 @dataclass(slots=True)
-class Delivery:
+class Delivery(Revised):
     """One webhook for one job event; keeps its id and body across attempts."""
 
     id: str
@@ -139,6 +145,8 @@ class Delivery:
     #: Its place among the deliveries since the last reset (1, 2, ...): seeds its jitter, so
     #: a run repeats after a reset although ids never do.
     ordinal: int = 0
+    #: Changes on every assignment when revisions are tracked (see records.Revised).
+    rev: int = field(default=0, compare=False, repr=False)
 
     @property
     def digest(self) -> str:
@@ -505,7 +513,7 @@ class DeliveryBook:
                     and last.lease_until < now:
                 delivery.attempts.pop()
                 delivery.next_at = last.scheduled_at
-                self._attempt(delivery, redelivery=last.redelivery)
+                self._attempt(delivery, redelivery=last.redelivery).resent = True
                 again += 1
         return again
 
