@@ -48,7 +48,7 @@ BODY_FAULTS = {"terminal_changes", "data_while_running", "error_on_completed",
                "results_out_of_order", "timestamps_backwards", "progress_backwards",
                "credits_on_failure"}
 
-OPTIONS = RunOptions(examples=8, steps=25, shrink=False, budget=60.0)
+OPTIONS = RunOptions(examples=8, steps=35, shrink=False, budget=60.0)
 
 
 @pytest.fixture(scope="module")
