@@ -457,3 +457,31 @@ def test_the_reference_page_is_the_schema_rendered() -> None:
     assert result.exit_code == 0 and result.output == page
     for key in ("timing.flow", "lifecycle.status_from", "assumed", "role", "page", "via"):
         assert f"`{key}`" in page
+
+
+def test_every_key_of_the_schema_is_described() -> None:
+    """Every property of the x-jobmock schema (at any depth, in $defs too) has a non-empty
+    description, so the reference page explains every key."""
+    from jobmock.spec import packaged_schema
+
+    schema = packaged_schema("x-jobmock")
+    undescribed: list[str] = []
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, list):
+            for i, item in enumerate(node):
+                walk(item, f"{path}/{i}")
+            return
+        if not isinstance(node, dict):
+            return
+        for key, value in node.items():
+            if key in ("properties", "patternProperties") and isinstance(value, dict):
+                for name, sub in value.items():
+                    text = sub.get("description") if isinstance(sub, dict) else None
+                    if not (isinstance(text, str) and text.strip()):
+                        undescribed.append(f"{path}/{key}/{name}")
+            walk(value, f"{path}/{key}")
+
+    walk(schema, "")
+    assert len(schema.get("properties", {})) > 10
+    assert undescribed == []

@@ -254,8 +254,11 @@ def _route(mock: Mock, request: Request) -> tuple[int, Any]:
             raise _Bad(409, str(exc)) from None
         return 200, delivery.as_dict(_hidden_headers(mock))
     if parts == ["faults"] and method == "GET":
+        fit = faults.applicability(mock.spec)
         return 200, {"enabled": sorted(faults.enabled(mock)),
-                     "available": {f.name: {"description": f.description, "caught_by": f.check}
+                     "available": {f.name: {"description": f.description, "caught_by": f.check,
+                                            "applicable": fit[f.name] is None,
+                                            "not_applicable": fit[f.name]}
                                    for f in faults.FAULTS.values()}}
     if parts == ["faults"] and method == "POST":
         names = _body(request).get("faults")
@@ -265,6 +268,8 @@ def _route(mock: Mock, request: Request) -> tuple[int, Any]:
             raise _Bad(400, "faults must be a list of fault names")
         try:
             faults.set_faults(mock, names)
+        except faults.FaultNotApplicable as exc:
+            raise _Bad(422, shorten(str(exc))) from None
         except ValueError as exc:
             raise _Bad(400, shorten(str(exc))) from None
         return 200, {"enabled": sorted(faults.enabled(mock))}

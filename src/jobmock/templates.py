@@ -28,6 +28,7 @@ from typing import Any
 from .errors import SpecError
 
 __all__ = [
+    "PLACEHOLDER",
     "ROOTS",
     "Renderer",
     "compile_template",
@@ -47,6 +48,8 @@ ROOTS = frozenset(
 )
 _PLACEHOLDER = re.compile(
     r"\{([A-Za-z_][A-Za-z0-9_.]*)(?:\|([a-z0-9]+)(?::(-?[0-9]+(?:\.[0-9]+)?))?)?\}")
+#: A ``{root.name}`` or ``{root.name|filter:arg}`` placeholder; group 1 is the name.
+PLACEHOLDER = _PLACEHOLDER
 _ROUTE_PARAM = re.compile(r"\{([^{}/]+)\}")
 _BRACED = re.compile(r"\{[^{}\s\"']+\}")
 _FILTERS: dict[str, Callable[[Any], Any]] = {

@@ -370,6 +370,12 @@ def check_inline(ctx: SuiteContext, obs: Observation) -> None:
             and not ctx.view.is_terminal(final)):
         raise fail(ctx, "inline_wait", f"answered {ex.status} (a finished job's answer) but the "
                                        f"job is {final!r}")
+    shown = ctx.spec.lifecycle.status_of(ex.json()) if 200 <= ex.status < 300 else None
+    if (final is not None and isinstance(shown, str) and shown in ctx.spec.lifecycle.states
+            and ctx.view.is_terminal(shown) and not ctx.view.is_terminal(final)):
+        # Where a finished and an unfinished job get the same status code, the body tells.
+        raise fail(ctx, "inline_wait", f"the {ex.status} answer shows the job {shown!r} (ended) "
+                                       f"but the job is {final!r}")
     if final is not None and pending is not None and ex.status != pending.status:
         # A job that ended within the wait gets the answer the spec gives its word or role.
         keys = (final, ctx.view.role(final), "terminal")

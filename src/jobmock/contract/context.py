@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from .. import idsource
 from ..spec import ApiSpec, Operation
-from ..templates import render_string
+from ..templates import PLACEHOLDER, render_string
 from .budget import RunBudget, ShrinkGuard
 from .client import ContractClient, Exchange, Tenant
 from .specview import SpecView, pointer_get
@@ -241,11 +241,14 @@ class SuiteContext:
         if hooks is None:
             return out
         raw = (self.view.ext.get("webhooks") or {}).get("headers") or {}
-        ctx = {"job": {"id": job.id, "type": job.job_type,
-                       "status": job.statuses[-1] if job.statuses else None}}
+        word = job.statuses[-1] if job.statuses else None
+        ctx: dict[str, Any] = {"job": {"id": job.id, "type": job.job_type, "status": word}}
+        if isinstance(word, str) and word in self.spec.lifecycle.states:
+            ctx["event"] = ending_event_name(self.spec, word)
         for name, tpl in raw.items():
-            if "{" in tpl and "job.id" not in tpl and "job.type" not in tpl:
-                continue
+            used = {m.group(1) for m in PLACEHOLDER.finditer(tpl)}
+            if not used <= {f"job.{k}" for k in ctx["job"]} | ({"event"} & set(ctx)):
+                continue  # it reads what the suite cannot know (a time, a signature): not judged
             out[name] = str(render_string(tpl)(ctx))
         return out
 
@@ -258,3 +261,19 @@ class Observation:
     exchange: Exchange
     job: JobRecord | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def ending_event_name(spec: ApiSpec, word: str) -> str | None:
+    """The name of the webhook event a job that ended ``word`` sends (``{event}`` in the
+    spec's templates), as the spec's ``events`` and ``event_names`` say: the first of the
+    word, its role and ``terminal`` that ``events`` lists, named by ``event_names`` (by that
+    kind, else the word, else the role), else the kind itself. None if no event fits."""
+    hooks = spec.webhooks
+    if hooks is None:
+        return None
+    role = spec.lifecycle.states[word]
+    kind = next((k for k in (word, role, "terminal") if k in hooks.events), None)
+    if kind is None:
+        return None
+    return next((hooks.event_names[k] for k in (kind, word, role) if k in hooks.event_names),
+                kind)

@@ -73,6 +73,16 @@ def without_callback(spec: ApiSpec, view: Any, op: Operation, body: Any) -> Any:
     return out
 
 
+def ending_events(spec: ApiSpec) -> list[str]:
+    """The names of the webhook events a finished job sends (``events`` entries that are
+    ``terminal``, a terminal role or a terminal word, as ``event_names`` spells them)."""
+    hooks = spec.webhooks
+    assert hooks is not None
+    lc = spec.lifecycle
+    ending = {"terminal", *(lc.states[w] for w in lc.terminal_words), *lc.terminal_words}
+    return sorted({hooks.event_names.get(ev, ev) for ev in hooks.events if ev in ending})
+
+
 def round_trip(ctx: SuiteContext) -> float:
     """The median time of the suite's recent polls: the network's own round trip."""
     times = sorted(e.elapsed for e in ctx.client.exchanges[-40:]

@@ -1,4 +1,5 @@
-"""The suite's rules and checks for the operations beyond submit and status: cancel and list.
+"""The suite's rules and checks for the operations beyond submit and status: cancel, list
+and delete.
 
 :class:`RoleRules` is mixed into the state machine (:mod:`jobmock.contract.machine`). Every
 judgement comes from the spec and from what the suite itself saw, never from timing:
@@ -8,7 +9,12 @@ judgement comes from the spec and from what the suite itself saw, never from tim
   stays as it was; a job canceled in flight ends in the cancel's word, passes through its
   transient ``via`` word, or ended on its own first (the race is the server's to decide).
 - **list**: only the caller's jobs are listed, each at most once, and a job the suite saw
-  end is listed with that terminal word.
+  end is listed with that terminal word. Paged through (the spec's ``page``: a next-page
+  token or an ``after`` cursor, a small ``limit``), no page is longer than asked, no job
+  shows on two pages, and every job the suite submitted as that tenant (and did not delete)
+  is on some page.
+- **delete**: the answer is one the spec documents; after a 2xx the job is gone (a poll no
+  longer reads it, and gets the spec's ``not_found`` answer, judged by ``errors``).
 """
 
 from __future__ import annotations
@@ -16,8 +22,9 @@ from __future__ import annotations
 from typing import Any
 
 from hypothesis import strategies as st
-from hypothesis.stateful import Bundle, RuleBasedStateMachine, precondition, rule
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, precondition, rule
 
+from .. import idsource
 from ..spec import Operation
 from ..templates import template_pointers
 from .checks import fail, observe_poll, register, run_checks
@@ -101,8 +108,44 @@ def check_list(ctx: SuiteContext, obs: Observation) -> None:
             raise fail(ctx, "list", f"job {job_id} ended {final!r}, but the list shows {word!r}")
 
 
+@register("delete", "A delete is not answered or applied as the spec says", "delete")
+def check_delete(ctx: SuiteContext, obs: Observation) -> None:
+    ex, job, op, after = obs.exchange, obs.job, obs.extra["op"], obs.extra["after"]
+    assert job is not None
+    if not _documented(op, ex.status):
+        raise fail(ctx, "delete", f"delete of job {job.id} answered {ex.status}, which the spec "
+                                  f"does not document for {op.operation_id}")
+    if 200 <= ex.status < 300 and after.status == ctx.spec.status.status:
+        raise fail(ctx, "delete", f"job {job.id} was deleted ({ex.status}) but a poll then "
+                                  f"answered {after.status}: it is still there")
+
+
+@register("list_pages", "Paging through a list loses, repeats or oversizes pages", "list_pages")
+def check_list_pages(ctx: SuiteContext, obs: Observation) -> None:
+    pages: list[list[tuple[str, Any]]] = obs.extra["pages"]
+    limit, tenant, op = obs.extra["limit"], obs.extra["tenant"], obs.extra["op"]
+    seen: dict[str, int] = {}
+    for n, page in enumerate(pages, 1):
+        if len(page) > limit:
+            raise fail(ctx, "list_pages", f"page {n} of {op.operation_id} has {len(page)} items; "
+                                          f"{limit} were asked ({op.paging.limit_param})")
+        for job_id, _ in page:
+            if job_id in seen:
+                raise fail(ctx, "list_pages", f"job {job_id} is on page {seen[job_id]} and again "
+                                              f"on page {n}")
+            seen[job_id] = n
+    if not obs.extra["complete"]:
+        return
+    missing = sorted(j.id for j in ctx.jobs_by_id.values()
+                     if j.tenant is tenant and j.id not in seen)
+    if missing:
+        raise fail(ctx, "list_pages", f"paging through {op.operation_id} as {tenant.name} "
+                                      f"({len(pages)} pages of {limit}) never showed its jobs "
+                                      f"{missing[:5]}")
+
+
 class RoleRules(RuleBasedStateMachine):
-    """Rules for cancel and list operations; mixed into the suite's state machine."""
+    """Rules for cancel, list and delete operations; mixed into the suite's state machine."""
 
     jobs = Bundle("jobs")
     ctx: SuiteContext
@@ -135,6 +178,65 @@ class RoleRules(RuleBasedStateMachine):
             "op": op, "tenant": tenant, "items": _listed(ctx, op, ex)}))
 
 
+    @precondition(lambda self: any(o.paging is not None
+                                   for o in self.ctx.spec.operations_with("list")))
+    @rule(data=st.data(), tenant_index=st.integers(0, 1), limit=st.integers(1, 3))
+    def page_through(self, data: st.DataObject, tenant_index: int, limit: int) -> None:
+        """Every page of a list, following the spec's cursor, at most 60 pages."""
+        ctx = self.ctx
+        ops = [o for o in ctx.spec.operations_with("list") if o.paging is not None]
+        op = data.draw(st.sampled_from(ops), label="list op")
+        paging = op.paging
+        assert paging is not None and op.answer is not None and op.answer.render is not None
+        limit = min(limit, paging.max_limit)
+        tenant = ctx.tenants[tenant_index]
+        page_tpl = ctx.view.render_template(op.answer.render)
+        where_next = template_pointers(page_tpl, "page.next")
+        where_more = template_pointers(page_tpl, "page.has_more")
+        pages: list[list[tuple[str, Any]]] = []
+        cursor: str | None = None
+        complete = False
+        for _ in range(60):
+            query = {paging.limit_param: str(limit)}
+            if cursor is not None:
+                query[paging.cursor_param] = cursor
+            ex = ctx.client.call(op, tenant=tenant, query=query,
+                                 note=f"list page {len(pages) + 1}, {limit} a page")
+            items = _listed(ctx, op, ex)
+            run_checks(ctx, Observation("list", ex, None, {
+                "op": op, "tenant": tenant, "items": items}))
+            pages.append(items)
+            body = ex.json()
+            if paging.style == "token":
+                token = pointer_get(body, where_next[0])[1] if where_next else None
+                cursor = token if isinstance(token, str) and token else None
+            else:
+                more = pointer_get(body, where_more[0])[1] if where_more else bool(items)
+                cursor = items[-1][0] if more is True and items else None
+            if cursor is None:
+                complete = True
+                break
+        run_checks(ctx, Observation("list_pages", ctx.client.exchanges[-1], None, {
+            "op": op, "tenant": tenant, "limit": limit, "pages": pages, "complete": complete}))
+
+    @precondition(lambda self: bool(self.ctx.spec.operations_with("delete")))
+    @rule(job=consumes(jobs), data=st.data())
+    def delete(self, job: JobRecord, data: st.DataObject) -> None:
+        ctx = self.ctx
+        op = data.draw(st.sampled_from(ctx.spec.operations_with("delete")), label="delete op")
+        ex = ctx.client.call(op, tenant=job.tenant, params=params_for(ctx, op, job),
+                             note="delete")
+        after = ctx.poll(job, note="after the delete")
+        if 200 <= ex.status < 300:
+            ctx.jobs_by_id.pop(job.id, None)  # gone: later rules and the settle skip it
+        run_checks(ctx, Observation("delete", ex, job, {"op": op, "after": after}))
+        if 200 <= ex.status < 300:
+            # A deleted job is an unknown one: the poll gets the spec's not_found answer.
+            run_checks(ctx, Observation("unknown", after, None))
+        elif after.status == ctx.spec.status.status:
+            observe_poll(ctx, job, after)
+
+
 def _listed(ctx: SuiteContext, op: Operation, ex: Exchange) -> list[tuple[str, Any]]:
     """(job id, status word) of each item on a list page, read where the spec's templates
     put them."""
@@ -144,6 +246,12 @@ def _listed(ctx: SuiteContext, op: Operation, ex: Exchange) -> list[tuple[str, A
     where_items = template_pointers(page_tpl, "page.items")
     where_id = template_pointers(item_tpl, "job.id")
     where_status = template_pointers(item_tpl, "job.status")
+    # No bare {job.id} in an item (Google's name: operations/{job.id}): where the item is
+    # rendered as a submit answer is, read it the way job_id_from reads that answer.
+    item_render = op.item_render or ctx.spec.status_render
+    sources = tuple(dict.fromkeys(
+        src for o in ctx.spec.submit_operations for r in o.responses.values()
+        if r.render == item_render for src in o.job_id_from if src.startswith("body:")))
     body = ex.json()
     out: list[tuple[str, Any]] = []
     for pointer in where_items[:1]:
@@ -151,7 +259,8 @@ def _listed(ctx: SuiteContext, op: Operation, ex: Exchange) -> list[tuple[str, A
         if not found or not isinstance(items, list):
             continue
         for item in items:
-            job_id = pointer_get(item, where_id[0])[1] if where_id else None
+            job_id = (pointer_get(item, where_id[0])[1] if where_id else
+                      idsource.read(sources, lambda _name: None, item) if sources else None)
             word = pointer_get(item, where_status[0])[1] if where_status else None
             if isinstance(job_id, str):
                 out.append((job_id, word))
