@@ -186,6 +186,33 @@ def test_jobmock_server_serves_the_marked_api_on_loopback_and_stops(
         assert s.connect_ex(("127.0.0.1", port)) != 0, "the server still listens after the test"
 
 
+@pytest.mark.live
+def test_jobmock_server_and_jobmock_keep_sessions_apart(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("""
+        import httpx
+        import pytest
+
+        S = {"X-Jobmock-Session": "mine"}
+
+        @pytest.mark.jobmock("croma", seed=2, faults=["drop_retry_after"])
+        def test_server(jobmock_server):
+            url = jobmock_server.url
+            httpx.post(url + "/_jobmock/clock/advance", json={"seconds": 60}, headers=S)
+            assert httpx.get(url + "/_jobmock/clock", headers=S).json()["epoch"] == \\
+                httpx.get(url + "/_jobmock/clock").json()["epoch"] + 60
+            assert httpx.get(url + "/_jobmock/faults").json()["enabled"] == ["drop_retry_after"]
+            assert httpx.get(url + "/_jobmock/faults", headers=S).json()["enabled"] == []
+            assert httpx.get(url + "/_jobmock/health").json()["sessions"]["names"] == ["mine"]
+
+        @pytest.mark.jobmock("croma", seed=2)
+        def test_in_process(jobmock):
+            client = httpx.Client(base_url=jobmock.base_url)
+            client.post("/_jobmock/clock/advance", json={"seconds": 60}, headers=S)
+            assert jobmock.session("mine").now == jobmock.now + 60
+    """)
+    run(pytester).assert_outcomes(passed=2)
+
+
 def test_webhook_receiver_fixture_is_still_offered(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("""
         def test_x(webhook_receiver):

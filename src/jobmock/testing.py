@@ -22,7 +22,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -141,13 +141,24 @@ class ServeProcess:
 class LiveServer:
     """Serves a :class:`Mock` with uvicorn in a daemon thread until :meth:`stop`."""
 
-    def __init__(self, mock: Mock, host: str = "127.0.0.1", port: int | None = None) -> None:
+    def __init__(self, mock: Mock, host: str = "127.0.0.1", port: int | None = None, *,
+                 sessions: Callable[[str], Mock] | None = None) -> None:
+        """``sessions``: makes the mock of each session a request names
+        (``X-Jobmock-Session``; see :mod:`jobmock.sessions`); None: no sessions."""
         import uvicorn
 
         self.mock = mock
         self.host = host
         self.port = port or free_port(host)
-        config = uvicorn.Config(create_app(mock), host=host, port=self.port, log_level="warning",
+        app: Any = create_app(mock)
+        if sessions is not None:
+            from .sessionapp import SessionApp
+            from .sessions import DEFAULT_IDLE, DEFAULT_LIMIT
+
+            make = sessions
+            app = SessionApp(app, lambda name: create_app(make(name)), idle=DEFAULT_IDLE,
+                             limit=DEFAULT_LIMIT)
+        config = uvicorn.Config(app, host=host, port=self.port, log_level="warning",
                                 access_log=False, lifespan="on")
         self._server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
