@@ -37,6 +37,7 @@ from jobmock import Mock, bundled_names, resolve_spec
 from jobmock.clock import VirtualClock
 from jobmock.dispatch import Request
 from jobmock.receiver import WebhookReceiver
+from jobmock.redisstore import RedisStore, StoreUnavailable
 from jobmock.replicas import RedisServer, RoundRobinProxy
 from jobmock.snapshot import Snapshot, SnapshotError, capture, restore
 from jobmock.testing import ServeProcess
@@ -95,6 +96,42 @@ def test_a_snapshot_that_would_build_another_class_is_refused() -> None:
     other = Mock(resolve_spec("cloro"), clock=VirtualClock())
     with pytest.raises(SnapshotError):
         restore(mock, capture(other))
+
+
+def test_a_replica_stalled_past_its_lease_cannot_overwrite_what_another_did(
+        redis_url: str) -> None:
+    spec = resolve_spec("croma")
+    helpers = ApiHelpers(spec)
+    body = spec.submit_operations[0].body_example
+
+    async def scenario() -> tuple[list[str], list[str]]:
+        stores = [RedisStore(redis_url, lease=0.2), RedisStore(redis_url, lease=0.2)]
+        mocks = [Mock(spec, clock=VirtualClock(), seed=1), Mock(spec, clock=VirtualClock(),
+                                                                seed=1)]
+        a, b = (s.attach(m, "stall-test") for s, m in zip(stores, mocks, strict=True))
+        async with a.turn():
+            mocks[0].reset()
+
+        async def stalled() -> None:
+            async with a.turn():
+                _submit(mocks[0], body, helpers.creds(0))
+                await asyncio.sleep(0.6)  # past the lock's lease: b takes the lock meanwhile
+
+        task = asyncio.create_task(stalled())
+        await asyncio.sleep(0.3)
+        async with b.turn():
+            _submit(mocks[1], body, helpers.creds(1))
+        with pytest.raises(StoreUnavailable, match="moved on"):
+            await task
+        async with a.turn():  # a reloads: its dropped turn is gone, b's job is there
+            pass
+        result = ([j.id for j in mocks[0].engine.jobs()], [j.id for j in mocks[1].engine.jobs()])
+        for store in stores:
+            await store.aclose()
+        return result
+
+    on_a, on_b = asyncio.run(scenario())
+    assert on_a == on_b and len(on_b) == 1
 
 
 def _serve(api: str, redis_url: str, *args: str) -> ServeProcess:

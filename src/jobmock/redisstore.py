@@ -37,7 +37,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, WatchError
 
 from .dispatch import Mock
 from .engine import CALL_KIND, DEADLINE_KIND
@@ -159,8 +159,8 @@ class SharedMock:
                 await self._load()
                 self.turns += 1
                 yield
-                ok = True
                 await self._save()
+                ok = True
             except RedisError as exc:
                 self._version = None  # whatever was done here is reloaded, never half-kept
                 raise StoreUnavailable(f"the Redis store did not answer: {exc}") from exc
@@ -221,6 +221,15 @@ class SharedMock:
         keys = [self._k_ver, self._k_core, self._k_jobs, self._k_deliveries, self._k_log,
                 self._k_floor]
         async with self.store.redis.pipeline(transaction=True) as pipe:
+            # Saved only over the version this turn loaded: a replica stalled past its lock's
+            # lease must not overwrite what another did meanwhile.
+            await pipe.watch(self._k_ver)
+            stored = await pipe.get(self._k_ver)
+            if int(stored or 0) != (self._version or 0):
+                raise StoreUnavailable(f"the state moved on during this turn (version "
+                                       f"{int(stored or 0)}, not {self._version}): its lock's "
+                                       f"lease ran out; the turn is dropped")
+            pipe.multi()  # type: ignore[no-untyped-call]
             if core is not None:
                 pipe.set(self._k_core, core)
             for key, records, tag in ((self._k_jobs, jobs, "j:"),
@@ -241,7 +250,11 @@ class SharedMock:
                 for key in keys:
                     pipe.expire(key, int(self.ttl) + 1)
             pipe.publish(self.channel, str(version))
-            await pipe.execute()
+            try:
+                await pipe.execute()
+            except WatchError as exc:
+                raise StoreUnavailable("the state moved on during this turn: its lock's lease "
+                                       "ran out; the turn is dropped") from exc
         self._version = version
         self.tracker.commit()
         self.saves += 1
