@@ -408,9 +408,8 @@ def _has_body(scope: Scope) -> bool:
 
 
 def _to_request(scope: Scope, body: bytes) -> Request:
-    headers: dict[str, str] = {}
-    for k, v in scope["headers"]:
-        headers[k.decode("latin-1").lower()] = v.decode("latin-1")
+    # ASGI servers send header names in lower case; Request lowers any that are not.
+    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
     qs = scope.get("query_string", b"").decode("latin-1")
     query: dict[str, str] = {}
     if qs:

@@ -46,6 +46,7 @@ from .errors import (
 )
 from .journal import Journal
 from .records import Advance, Job, JobPlan
+from .rendercache import RenderCache
 from .spec import ApiSpec, Operation, ResponseDef
 from .store import JobStore
 from .templates import iso
@@ -73,7 +74,8 @@ class Request:
     query_string: str = ""
 
     def __post_init__(self) -> None:
-        if any(k != k.lower() for k in self.headers):
+        names = "".join(self.headers)
+        if names != names.lower():
             object.__setattr__(self, "headers", {k.lower(): v for k, v in self.headers.items()})
 
 
@@ -144,13 +146,14 @@ def json_response(status: int, body: Any, headers: list[tuple[str, str]] | None 
 
 
 class _Route:
-    __slots__ = ("literal", "methods", "names", "pattern", "static")
+    __slots__ = ("depth", "literal", "methods", "names", "pattern", "static")
 
     def __init__(self, path: str) -> None:
         self.names = re.findall(r"\{([^}]+)\}", path)
         # An empty segment still matches, so it reaches validation (minLength) not a 404.
         regex = "^" + re.sub(r"\\\{[^}]+\\\}", "([^/]*)", re.escape(path)) + "$"
         self.pattern = re.compile(regex)
+        self.depth = path.count("/")
         self.static = len([s for s in path.split("/") if s and "{" not in s])
         #: Characters outside placeholders: `/v1/operations/{id}:cancel` outranks
         #: `/v1/operations/{id}`, whatever their order in the file.
@@ -195,6 +198,11 @@ class Mock:
                 route = self._static.setdefault(op.path, _Route(op.path))
             route.methods[op.method] = op
         self._dynamic.sort(key=lambda r: (-r.static, -r.literal))
+        #: The templated routes by their path's count of "/" (a placeholder never spans one),
+        #: in the order above: a path is matched against its own count's routes only.
+        self._by_depth: dict[int, list[_Route]] = {}
+        for route in self._dynamic:
+            self._by_depth.setdefault(route.depth, []).append(route)
         self._credentials = spec.auth.credential_tenants
         #: Switched off only by a deliberate fault: another tenant's job is then answered.
         self.enforce_tenancy = True
@@ -207,6 +215,10 @@ class Mock:
         self.reset_hooks: list[Callable[[], None]] = []
         #: Features' state on this mock, by feature name (``faults``, ``scenario``, ...).
         self.extensions: dict[str, Any] = {}
+        #: Poll answers of unchanged jobs (:mod:`jobmock.rendercache`); None renders each poll.
+        self.renders: RenderCache | None = RenderCache()
+        #: Whether a template of the spec reads the clock: then the cache keys on its time.
+        self._reads_clock = "{now" in repr(spec.document)
 
     # -- entry point ------------------------------------------------------------------
 
@@ -250,22 +262,21 @@ class Mock:
 
     def _record(self, request: Request, response: Response, info: dict[str, Any],
                 started: float) -> None:
-        # No secret is journaled: credentials are masked unless the journal keeps secrets.
-        headers, query = self.journal.scrub(self.spec, request.headers, request.query_string,
-                                            info["tenant"])
-        self.journal.record(
-            at=self.clock.now(), method=request.method, path=request.path,
-            query=query, headers=headers, status=response.status,
-            operation=info["operation"], tenant=info["tenant"], job_id=info["job_id"],
-            duration_ms=round((time.perf_counter() - started) * 1000, 3),
-            retry_after=response.header("retry-after"), job_status=info.get("job_status"),
-            body_crc=zlib.crc32(request.body) if request.body else 0,
-        )
+        # No secret is journaled: credentials are masked (when the entry is first read)
+        # unless the journal keeps secrets.
+        self.journal.record_request(
+            self.spec, request.headers, request.query_string, info["tenant"],
+            self.clock.now(), request.method, request.path, response.status,
+            info["operation"], info["job_id"], round((time.perf_counter() - started) * 1000, 3),
+            response.header("retry-after"), info.get("job_status"),
+            zlib.crc32(request.body) if request.body else 0)
 
     def reset(self) -> None:
         """Forget every job and journal entry (the clock keeps its time)."""
         self.engine.reset()
         self.journal.clear()
+        if self.renders is not None:
+            self.renders.clear()
         for hook in self.reset_hooks:
             hook()
         if self.webhooks is not None:
@@ -278,7 +289,7 @@ class Mock:
         route = self._static.get(path)
         params: dict[str, str] = {}
         if route is None:
-            for candidate in self._dynamic:
+            for candidate in self._by_depth.get(path.count("/"), ()):
                 m = candidate.pattern.match(path)
                 if m:
                     route = candidate
@@ -486,9 +497,25 @@ class Mock:
         job = self._job_for(op, params, tenant, info)
         self.engine.read(job)
         info["job_status"] = job.status
-        response = self.render_job(self.spec.status, job, request, ctx_request)
+        response = self._render_status(op, job, request, ctx_request)
         if self.answer_hooks:
             response = self._answer(JobAnswer("status", op, job, request, ctx_request, response))
+        return response
+
+    def _render_status(self, op: Operation, job: Job, request: Request,
+                       ctx_request: Mapping[str, Any]) -> Response:
+        """The status definition's render of ``job``: from the render cache while neither
+        the job nor anything else the render reads has changed (a copy: hooks may edit it)."""
+        cache, spec = self.renders, self.spec
+        if cache is None:
+            return self.render_job(spec.status, job, request, ctx_request)
+        key = (op.operation_id, request.method, request.path, request.query_string,
+               request.body, request.base_url, self.clock.now() if self._reads_clock else None)
+        hit = cache.get(job, spec, key)
+        if hit is not None:
+            return Response(hit[0], list(hit[1]), hit[2])
+        response = self.render_job(spec.status, job, request, ctx_request)
+        cache.put(job, spec, key, (response.status, tuple(response.headers), response.body))
         return response
 
     def _malformed_id(self, op: Operation, exc: ValidationFailed) -> ApiError:

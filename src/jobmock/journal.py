@@ -138,7 +138,9 @@ class Journal:
 
     def __init__(self, size: int = 10_000, *, keep_secrets: bool = False) -> None:
         self.size = size
-        self._entries: deque[JournalEntry] = deque(maxlen=size)
+        #: Entries, and requests journaled by record_request not yet built into entries.
+        self._entries: deque[JournalEntry | tuple[Any, ...]] = deque(maxlen=size)
+        self._unbuilt = 0
         self._seq = 0
         #: True (``jobmock serve --journal-secrets``): credentials are stored as sent.
         self.keep_secrets = keep_secrets
@@ -165,9 +167,43 @@ class Journal:
         self._entries.append(entry)
         return entry
 
+    def record_request(self, spec: ApiSpec, headers: Mapping[str, str], query_string: str,
+                       tenant: str | None, at: float, method: str, path: str, status: int,
+                       operation: str | None, job_id: str | None, duration_ms: float,
+                       retry_after: str | None, job_status: str | None, body_crc: int) -> None:
+        """Journal one answered request, as :meth:`scrub` and :meth:`record` would, but
+        cheaply: the entry is built (its credentials masked, as :attr:`keep_secrets` says
+        now) when it is first read, not on the request's path."""
+        self._seq += 1
+        self._entries.append((spec, dict(headers), query_string, tenant, self.keep_secrets,
+                              self._seq, at, method, path, status, operation, job_id,
+                              duration_ms, retry_after, job_status, body_crc))
+        self._unbuilt += 1
+
+    def _built(self) -> deque[JournalEntry]:
+        """The entries, every one built (see :meth:`record_request`)."""
+        if self._unbuilt:
+            self._entries = deque((e if isinstance(e, JournalEntry) else self._build(e)
+                                   for e in self._entries), maxlen=self.size)
+            self._unbuilt = 0
+        return self._entries  # type: ignore[return-value]
+
+    def _build(self, raw: tuple[Any, ...]) -> JournalEntry:
+        (spec, headers, query_string, tenant, keep, seq, at, method, path, status, operation,
+         job_id, duration_ms, retry_after, job_status, body_crc) = raw
+        if not keep:
+            redactor = self.redactor(spec)
+            headers = redactor.scrub_headers(headers, tenant)
+            query_string = redactor.scrub_query(query_string, tenant)
+        return JournalEntry(seq, at, method, path, query_string, headers, status, operation,
+                            tenant, job_id, duration_ms, retry_after, job_status, body_crc)
+
     def last(self) -> JournalEntry | None:
         """The latest entry, or None."""
-        return self._entries[-1] if self._entries else None
+        if not self._entries:
+            return None
+        entry = self._entries[-1]
+        return entry if isinstance(entry, JournalEntry) else self._built()[-1]
 
     @property
     def total(self) -> int:
@@ -175,11 +211,12 @@ class Journal:
         return self._seq
 
     def __iter__(self) -> Iterator[JournalEntry]:
-        return iter(list(self._entries))
+        return iter(list(self._built()))
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def clear(self) -> None:
         self._entries.clear()
+        self._unbuilt = 0
         self._seq = 0

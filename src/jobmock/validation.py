@@ -240,6 +240,12 @@ def _is_json(media: str) -> bool:
     return media == "application/json" or media.endswith("+json")
 
 
+#: Parameter texts an OperationValidator remembers as valid (cleared when full), and the
+#: longest text it remembers.
+_PASSED_SIZE = 4096
+_PASSED_CHARS = 256
+_UNSEEN = object()
+
 #: Stands in for an exempt callback URL while the rest of the body is validated.
 PLACEHOLDER_URL = "https://callback.jobmock.invalid/hook"
 
@@ -264,6 +270,9 @@ class OperationValidator:
         #: The media types the requestBody lists; None: the operation takes no body (one
         #: sent anyway is ignored).
         self.media = _media_types(spec, op)
+        #: Parameter texts that passed their schema, and their coerced values: a poll's job
+        #: id is judged once, not on every poll (schemas and coercion are pure). Bounded.
+        self._passed: dict[tuple[str, str], Any] = {}
         ensure_recursion_headroom()
 
     def media_type(self, request: Request) -> str | None:
@@ -314,11 +323,19 @@ class OperationValidator:
                     raise ValidationFailed(f"{p.location} parameter {p.name} is required",
                                            context={"cause": p.location})
                 continue
-            value = _coerce(raw, p.schema)
-            err = best_match(validator.iter_errors(value))
-            if err is not None:
-                raise ValidationFailed(_describe(err, f"{p.location} parameter {p.name}"),
-                                       context={"cause": p.location})
+            known = self._passed.get((p.name, raw), _UNSEEN)
+            if known is not _UNSEEN:
+                value = known  # this very text passed this schema before
+            else:
+                value = _coerce(raw, p.schema)
+                err = best_match(validator.iter_errors(value))
+                if err is not None:
+                    raise ValidationFailed(_describe(err, f"{p.location} parameter {p.name}"),
+                                           context={"cause": p.location})
+                if len(self._passed) >= _PASSED_SIZE:
+                    self._passed.clear()
+                if len(raw) <= _PASSED_CHARS:
+                    self._passed[(p.name, raw)] = value
             (params if p.location == "path" else query)[p.name] = value
         body = None
         if self.media is not None and request.body.strip():
