@@ -1,4 +1,6 @@
-"""Helpers shared by the benchmarks: ports, server processes, RSS, wrk, statistics.
+"""Helpers shared by the benchmarks: ports, server processes, RSS, wrk, statistics, and
+starting the servers they compare (``jobmock serve croma`` with one queued job, the bare
+app answering what jobmock answered) and reading their answers.
 
 Every server is bound to 127.0.0.1 and every wait here is bounded in time.
 """
@@ -19,16 +21,23 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 __all__ = [
+    "API",
+    "AUTH",
     "BENCH_DIR",
+    "CREDENTIAL",
+    "HOP_HEADERS",
     "HOST",
+    "SUBMIT_BODY",
+    "SUBMIT_PATH",
     "Server",
     "WrkResult",
+    "capture",
     "console_script",
     "free_port",
     "http_json",
@@ -38,11 +47,25 @@ __all__ = [
     "proc_status_kib",
     "raise_nofile",
     "run_wrk",
+    "same_answer",
+    "start_bare",
+    "start_jobmock",
+    "submit",
     "tree_rss_kib",
+    "warn_errors",
 ]
 
 HOST = "127.0.0.1"
 BENCH_DIR = Path(__file__).resolve().parent
+
+#: The API the throughput benchmarks serve, a credential of it, and its submit.
+API = "croma"
+CREDENTIAL = "sk_test_croma_org_a"
+AUTH = {"Authorization": f"Bearer {CREDENTIAL}"}
+SUBMIT_PATH = "/v1/lookups/policia-nacional"
+SUBMIT_BODY = {"document_type": "CC", "document_number": "1020304050"}
+#: Headers that belong to the connection or the server, not to the answer compared.
+HOP_HEADERS = frozenset({"date", "server", "content-length", "transfer-encoding", "connection"})
 
 
 def console_script(name: str) -> str:
@@ -140,8 +163,10 @@ class Server:
     """
 
     def __init__(self, argv: list[str], ready_url: str, name: str,
-                 start_timeout: float = 30.0) -> None:
+                 start_timeout: float = 30.0, env: Mapping[str, str] | None = None) -> None:
         self.argv = argv
+        #: Environment variables set for the server on top of this process's own.
+        self.env = dict(env or {})
         self.ready_url = ready_url
         self.name = name
         self.start_timeout = start_timeout
@@ -163,7 +188,8 @@ class Server:
     def start(self) -> Server:
         log = self.log_path.open("wb")
         self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
+                                     stdin=subprocess.DEVNULL, start_new_session=True,
+                                     env={**os.environ, **self.env} if self.env else None)
         log.close()
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
@@ -252,3 +278,71 @@ def run_wrk(url: str, headers: dict[str, str], threads: int, connections: int,
 
 def median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else float("nan")
+
+
+# -- the servers the benchmarks compare ------------------------------------------------------
+
+
+def _answer(status: int, headers: Mapping[str, str], body: Any) -> dict[str, Any]:
+    """An answer as the benchmarks compare it: status, headers without hop-by-hop ones,
+    compact JSON body."""
+    return {"status": status, "headers": [[k, v] for k, v in headers.items()
+                                          if k not in HOP_HEADERS],
+            "body": json.dumps(body, separators=(",", ":"), ensure_ascii=False)}
+
+
+def capture(url: str) -> dict[str, Any]:
+    """The answer to ``GET url`` with the credential (it must be a 200)."""
+    status, headers, body = http_json("GET", url, headers=AUTH)
+    if status != 200:
+        raise RuntimeError(f"GET {url} answered {status}: {body}")
+    return _answer(status, headers, body)
+
+
+def submit(base: str) -> dict[str, Any]:
+    """Submit one job to ``base`` (``Prefer: wait=0``); its 202 answer."""
+    status, headers, body = http_json("POST", base + SUBMIT_PATH, SUBMIT_BODY,
+                                      {**AUTH, "Prefer": "wait=0"})
+    if status != 202:
+        raise RuntimeError(f"submit answered {status}: {body}")
+    return _answer(status, headers, body)
+
+
+def start_jobmock(extra: Sequence[str] = (), name: str = "jobmock",
+                  env: Mapping[str, str] | None = None) -> tuple[Server, str]:
+    """``jobmock serve croma --clock virtual`` (plus ``extra``) on a free port: (server,
+    base URL). ``env`` is set for it (``PYTHONPATH`` to serve another copy of jobmock)."""
+    port = free_port()
+    argv = [console_script("jobmock"), "serve", API, "--clock", "virtual", "--host", HOST,
+            "--port", str(port), *extra]
+    srv = Server(argv, f"http://{HOST}:{port}/_jobmock/health", name, env=env).start()
+    return srv, f"http://{HOST}:{port}"
+
+
+def start_bare(routes: Mapping[str, Mapping[str, Any]], workdir: Path,
+               server: str = "granian") -> tuple[Server, str]:
+    """bare_app.py on ``server`` answering ``routes`` (``"METHOD /path"`` → an answer as
+    :func:`capture` gives it): (server, base URL)."""
+    config = {"authorization": AUTH["Authorization"], "routes": dict(routes)}
+    path = workdir / "bare.json"
+    path.write_text(json.dumps(config))
+    port = free_port()
+    argv = [sys.executable, str(BENCH_DIR / "bare_app.py"), "--config", str(path), "--host",
+            HOST, "--port", str(port), "--server", server]
+    srv = Server(argv, f"http://{HOST}:{port}/_bare/health", f"bare-{server}").start()
+    return srv, f"http://{HOST}:{port}"
+
+
+def same_answer(mine: Mapping[str, Any], theirs: Mapping[str, Any],
+                ignore: frozenset[str] = frozenset()) -> bool:
+    """Whether two answers are the same, but for the headers named in ``ignore``."""
+    kept = sorted(h for h in mine["headers"] if h[0] not in ignore)
+    return bool(mine["status"] == theirs["status"] and mine["body"] == theirs["body"]
+                and kept == sorted(theirs["headers"]))
+
+
+def warn_errors(result: WrkResult, who: str) -> None:
+    """Print a warning when a wrk run saw errors or non-2xx answers."""
+    if result.non_2xx or result.socket_errors:
+        print(f"  WARNING {who}: {result.non_2xx} non-2xx answers, "
+              f"{result.socket_errors} socket errors")

@@ -17,8 +17,12 @@ the 202). It runs against a second ``jobmock serve`` (reset to empty after each
 round, so every round starts from no jobs) and against the bare app answering
 jobmock's own 202 acknowledgment and poll envelope, in the same rounds.
 
+``--compare-src DIR`` adds, in the same rounds, a ``jobmock serve`` (and a mix one) run
+from another copy of jobmock's source (``PYTHONPATH=DIR``): a before/after comparison.
+
     python bench/poll_throughput.py [--duration 10] [--rounds 3] [--connections 50]
                                     [--mix 4] [--server granian|uvicorn|both]
+                                    [--compare-src DIR]
 """
 
 from __future__ import annotations
@@ -34,25 +38,26 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
+    AUTH,
     BENCH_DIR,
-    HOST,
+    SUBMIT_BODY,
+    SUBMIT_PATH,
     Server,
     WrkResult,
-    console_script,
-    free_port,
+    capture,
     http_json,
     median,
     mib,
     proc_status_kib,
     run_wrk,
+    same_answer,
+    start_bare,
+    start_jobmock,
+    submit,
     tree_rss_kib,
+    warn_errors,
 )
 
-API = "croma"
-CREDENTIAL = "sk_test_croma_org_a"
-SUBMIT_PATH = "/v1/lookups/policia-nacional"
-SUBMIT_BODY = {"document_type": "CC", "document_number": "1020304050"}
-_HOP_HEADERS = {"date", "server", "content-length", "transfer-encoding", "connection"}
 MIX_SCRIPT = BENCH_DIR / "mix.lua"
 
 
@@ -65,96 +70,58 @@ def granian_available() -> str | None:
     return None
 
 
-def start_jobmock(server: str, journal_size: int, name: str = "jobmock") -> tuple[Server, str]:
-    """A ``jobmock serve croma --clock virtual`` on ``server``: (server, base URL)."""
-    port = free_port()
-    argv = [console_script("jobmock"), "serve", API, "--clock", "virtual", "--host", HOST,
-            "--port", str(port), "--journal-size", str(journal_size), "--server", server]
-    srv = Server(argv, f"http://{HOST}:{port}/_jobmock/health", f"{name}-{server}").start()
-    return srv, f"http://{HOST}:{port}"
-
-
-def submit(base: str) -> dict[str, Any]:
-    """Submit one job (``Prefer: wait=0``): jobmock's 202 as a bare-app route answer."""
-    status, headers, body = http_json("POST", base + SUBMIT_PATH, SUBMIT_BODY, {
-        "Authorization": f"Bearer {CREDENTIAL}", "Prefer": "wait=0"})
-    if status != 202:
-        raise RuntimeError(f"submit answered {status}: {body}")
-    return {"status": status, "headers": [[k, v] for k, v in headers.items()
-                                          if k not in _HOP_HEADERS],
-            "body": json.dumps(body, separators=(",", ":"), ensure_ascii=False)}
-
-
 def reset(base: str) -> None:
     status, _, body = http_json("POST", base + "/_jobmock/reset", {})
     if status != 200:
         raise RuntimeError(f"POST /_jobmock/reset answered {status}: {body}")
 
 
-def capture(url: str) -> dict[str, Any]:
-    """The status answer jobmock gives: status, headers (without hop-by-hop ones), body."""
-    status, headers, body = http_json("GET", url, headers={
-        "Authorization": f"Bearer {CREDENTIAL}"})
-    if status != 200:
-        raise RuntimeError(f"GET {url} answered {status}: {body}")
-    kept = [[k, v] for k, v in headers.items() if k not in _HOP_HEADERS]
-    return {"status": status, "headers": kept,
-            "body": json.dumps(body, separators=(",", ":"), ensure_ascii=False)}
-
-
-def start_bare(server: str, routes: dict[str, dict[str, Any]], workdir: Path) -> tuple[Server, str]:
-    """bare_app.py answering ``routes`` (``"METHOD /path"`` → answer): (server, base URL)."""
-    config = {"authorization": f"Bearer {CREDENTIAL}", "routes": routes}
-    path = workdir / "bare.json"
-    path.write_text(json.dumps(config))
-    port = free_port()
-    argv = [sys.executable, str(BENCH_DIR / "bare_app.py"), "--config", str(path), "--host",
-            HOST, "--port", str(port), "--server", server]
-    srv = Server(argv, f"http://{HOST}:{port}/_bare/health", f"bare-{server}").start()
-    return srv, f"http://{HOST}:{port}"
-
-
-def same_answer(mine: dict[str, Any], theirs: dict[str, Any]) -> bool:
-    return bool(mine["status"] == theirs["status"] and mine["body"] == theirs["body"]
-                and sorted(mine["headers"]) == sorted(theirs["headers"]))
-
-
 def run_mix(base: str, polls: int, args: argparse.Namespace, workdir: Path) -> WrkResult:
     """wrk with ``mix.lua`` against ``base``: one submit then ``polls`` polls, over and over."""
     body = workdir / "submit.json"
     body.write_text(json.dumps(SUBMIT_BODY))
-    return run_wrk(base + SUBMIT_PATH, {"Authorization": f"Bearer {CREDENTIAL}"}, args.threads,
+    return run_wrk(base + SUBMIT_PATH, AUTH, args.threads,
                    args.connections, args.duration, script=MIX_SCRIPT,
                    script_args=[str(polls), SUBMIT_PATH, "/jobs/", str(body)])
-
-
-def check(result: WrkResult, who: str) -> None:
-    if result.non_2xx or result.socket_errors:
-        print(f"  WARNING {who}: {result.non_2xx} non-2xx answers, "
-              f"{result.socket_errors} socket errors")
 
 
 def measure(server: str, args: argparse.Namespace) -> dict[str, Any]:
     """Run the rounds for one server kind and print the figures."""
     print(f"\n== server: {server} ==")
-    headers = {"Authorization": f"Bearer {CREDENTIAL}"}
     mix = args.mix > 0
+    # The jobmocks measured: this one, and with --compare-src another copy of its source.
+    variants: dict[str, dict[str, str] | None] = {"jobmock": None}
+    if args.compare_src:
+        variants["jobmock-other"] = {"PYTHONPATH": str(args.compare_src)}
     with tempfile.TemporaryDirectory(prefix="jobmock-bench-") as tmp, ExitStack() as stack:
-        jm, jm_base = start_jobmock(server, args.journal_size)
-        stack.callback(jm.stop)
-        job_id = json.loads(submit(jm_base)["body"])["id"]
-        jm_url = f"{jm_base}/jobs/{job_id}"
-        answer = capture(jm_url)
+        def serve(name: str, env: dict[str, str] | None) -> tuple[Server, str]:
+            srv, base = start_jobmock(["--journal-size", str(args.journal_size), "--server",
+                                       server], f"{name}-{server}", env)
+            stack.callback(srv.stop)
+            return srv, base
+
+        polled: dict[str, tuple[Server, str]] = {}  # name -> (server, poll URL)
+        mixed: dict[str, tuple[Server, str]] = {}  # name -> (server, base URL)
+        answer: dict[str, Any] | None = None
+        job_id = ""
+        for name, env in variants.items():
+            srv, base = serve(name, env)
+            job_id = json.loads(submit(base)["body"])["id"]
+            got = capture(f"{base}/jobs/{job_id}")
+            answer = answer or got
+            polled[name] = (srv, f"{base}/jobs/{job_id}")
+        assert answer is not None
+        first_id = polled["jobmock"][1].rsplit("/", 1)[1]
         routes = {"GET /jobs/{id}": answer}
-        mjm_base = ""
-        if mix:  # a second jobmock for the mix: its jobs never touch the poll figures
-            mjm, mjm_base = start_jobmock(server, args.journal_size, "jobmock-mix")
-            stack.callback(mjm.stop)
-            routes["POST /v1/lookups/{source}"] = submit(mjm_base)
-            reset(mjm_base)
-        bare, bare_base = start_bare(server, routes, Path(tmp))
+        if mix:  # other jobmocks for the mix: their jobs never touch the poll figures
+            for name, env in variants.items():
+                mixed[name] = serve(f"{name}-mix", env)
+            routes["POST /v1/lookups/{source}"] = submit(mixed["jobmock"][1])
+            for _, base in mixed.values():
+                reset(base)
+        bare, bare_base = start_bare(routes, Path(tmp), server)
         stack.callback(bare.stop)
-        bare_url = f"{bare_base}/jobs/{job_id}"
+        bare_url = f"{bare_base}/jobs/{first_id}"
         # The bare app must answer byte for byte what jobmock answers.
         mine = capture(bare_url)
         if not same_answer(mine, answer):
@@ -165,21 +132,21 @@ def measure(server: str, args: argparse.Namespace) -> dict[str, Any]:
                 raise RuntimeError(f"bare app answers the submit differently:\n{ack}")
         print(f"GET job status: {len(answer['body'])} body bytes, headers "
               f"{[h[0] for h in answer['headers']]}")
+        if args.compare_src:
+            print(f"jobmock-other: the same, from PYTHONPATH={args.compare_src}")
         if mix:
             print(f"mix: 1 submit then {args.mix} polls of the submitted jobs, over and over "
                   f"(bench/mix.lua)")
+        jm = polled["jobmock"][0]
         rss: list[tuple[str, int]] = [("before load", tree_rss_kib(jm.pid))]
-        jm_rps: list[float] = []
-        bare_rps: list[float] = []
-        ratios: list[float] = []
-        mix_jm: list[float] = []
-        mix_bare: list[float] = []
-        mix_ratios: list[float] = []
+        rps: dict[str, list[float]] = {}
+        ratios: dict[str, list[float]] = {}
         mix_rss: list[int] = []
         for rnd in range(1, args.rounds + 1):
-            order = [("jobmock", jm_url), ("bare", bare_url)]
+            order = [(name, url) for name, (_, url) in polled.items()] + [("bare", bare_url)]
             if mix:
-                order += [("jobmock mix", mjm_base), ("bare mix", bare_base)]
+                order += [(f"{name} mix", base) for name, (_, base) in mixed.items()]
+                order.append(("bare mix", bare_base))
             if rnd % 2 == 0:
                 order.reverse()
             got: dict[str, WrkResult] = {}
@@ -187,32 +154,35 @@ def measure(server: str, args: argparse.Namespace) -> dict[str, Any]:
                 if who.endswith(" mix"):
                     got[who] = run_mix(url, args.mix, args, Path(tmp))
                 else:
-                    got[who] = run_wrk(url, headers, args.threads, args.connections,
+                    got[who] = run_wrk(url, AUTH, args.threads, args.connections,
                                        args.duration)
-                check(got[who], who)
+                warn_errors(got[who], who)
+                rps.setdefault(who, []).append(got[who].rps)
             rss.append((f"after round {rnd}", tree_rss_kib(jm.pid)))
-            jm_rps.append(got["jobmock"].rps)
-            bare_rps.append(got["bare"].rps)
-            ratios.append(got["jobmock"].rps / got["bare"].rps)
-            line = (f"round {rnd}: poll jobmock {got['jobmock'].rps:8.0f} req/s "
-                    f"(lat avg {got['jobmock'].latency_avg}), bare {got['bare'].rps:8.0f} "
-                    f"req/s (lat avg {got['bare'].latency_avg}), ratio {ratios[-1]:.3f}")
+            parts = []
+            for name in variants:
+                for kind in ("", " mix"):
+                    if f"{name}{kind}" in got:
+                        ratio = got[f"{name}{kind}"].rps / got[f"bare{kind}"].rps
+                        ratios.setdefault(f"{name}{kind}", []).append(ratio)
+                        parts.append(f"{name}{kind} {got[f'{name}{kind}'].rps:,.0f} req/s "
+                                     f"(ratio {ratio:.3f})")
+            parts += [f"{who} {got[who].rps:,.0f} req/s" for who in ("bare", "bare mix")
+                      if who in got]
+            print(f"round {rnd}: " + ", ".join(parts))
             if mix:
-                mix_jm.append(got["jobmock mix"].rps)
-                mix_bare.append(got["bare mix"].rps)
-                mix_ratios.append(mix_jm[-1] / mix_bare[-1])
-                mix_rss.append(tree_rss_kib(mjm.pid))
-                line += (f"; mix jobmock {mix_jm[-1]:8.0f} req/s, bare {mix_bare[-1]:8.0f} "
-                         f"req/s, ratio {mix_ratios[-1]:.3f}")
-                reset(mjm_base)
-            print(line)
+                mix_rss.append(tree_rss_kib(mixed["jobmock"][0].pid))
+                for _, base in mixed.values():
+                    reset(base)
         peak = proc_status_kib(jm.pid, "VmHWM")
-        journal = http_json("GET", jm_base + "/_jobmock/requests?limit=0")[2]
-    print(f"median poll: jobmock {median(jm_rps):.0f} req/s, bare {median(bare_rps):.0f} req/s, "
-          f"ratio jobmock/bare {median(ratios):.3f}")
+        journal = http_json("GET", polled["jobmock"][1].rsplit("/jobs/", 1)[0]
+                            + "/_jobmock/requests?limit=0")[2]
+    for who, values in ratios.items():
+        bare_who = "bare mix" if who.endswith(" mix") else "bare"
+        print(f"median {who}: {median(rps[who]):.0f} req/s vs {bare_who} "
+              f"{median(rps[bare_who]):.0f} req/s, ratio {median(values):.3f} (rounds "
+              + ", ".join(f"{v:.3f}" for v in values) + ")")
     if mix:
-        print(f"median mix 1:{args.mix}: jobmock {median(mix_jm):.0f} req/s, bare "
-              f"{median(mix_bare):.0f} req/s, ratio jobmock/bare {median(mix_ratios):.3f}")
         print("mix jobmock RSS after each round (before its reset): "
               + ", ".join(mib(k) for k in mix_rss))
     print("jobmock RSS: " + ", ".join(f"{label} {mib(kib)}" for label, kib in rss)
@@ -222,10 +192,11 @@ def measure(server: str, args: argparse.Namespace) -> dict[str, Any]:
     if len(rss) >= 3:
         drift = rss[-1][1] - rss[1][1]
         print(f"RSS change from the end of round 1 to the end: {drift / 1024:+.1f} MiB")
-    return {"server": server, "jobmock_rps": jm_rps, "bare_rps": bare_rps, "ratios": ratios,
+    return {"server": server, "rps": rps, "ratios": ratios,
+            "median_ratios": {k: median(v) for k, v in ratios.items()},
+            "jobmock_rps": rps["jobmock"], "bare_rps": rps["bare"],
             "rss_kib": rss, "peak_kib": peak, "mix_polls_per_submit": args.mix,
-            "mix_jobmock_rps": mix_jm, "mix_bare_rps": mix_bare, "mix_ratios": mix_ratios,
-            "mix_rss_kib": mix_rss}
+            "mix_rss_kib": mix_rss, "compare_src": str(args.compare_src or "")}
 
 
 def main() -> None:
@@ -240,6 +211,9 @@ def main() -> None:
                         help="polls per submit in the submit + poll mix (0: no mix)")
     parser.add_argument("--server", choices=["granian", "uvicorn", "both"], default="granian",
                         help="granian is what `jobmock serve` runs by default")
+    parser.add_argument("--compare-src", type=Path, metavar="DIR",
+                        help="also measure `jobmock serve` run from another copy of jobmock's "
+                             "source (PYTHONPATH=DIR, e.g. a checkout's src) in the same rounds")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     if args.rounds < 1 or args.duration <= 0 or args.duration > 600 or args.mix < 0:

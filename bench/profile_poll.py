@@ -45,19 +45,17 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
+    API,
+    AUTH,
     BENCH_DIR,
-    HOST,
-    Server,
+    CREDENTIAL,
+    SUBMIT_BODY,
+    SUBMIT_PATH,
     WrkResult,
-    console_script,
-    free_port,
-    http_json,
+    start_jobmock,
+    submit,
 )
 
-API = "croma"
-CREDENTIAL = "sk_test_croma_org_a"
-SUBMIT_PATH = "/v1/lookups/policia-nacional"
-SUBMIT_BODY = {"document_type": "CC", "document_number": "1020304050"}
 TOP = 30
 
 
@@ -144,21 +142,14 @@ def pyspy(args: argparse.Namespace) -> str:
         raise SystemExit("py-spy not found: pip install py-spy")
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not found: apt-get update && apt-get install -y wrk")
-    port = free_port()
-    argv = [console_script("jobmock"), "serve", API, "--clock", "virtual", "--host", HOST,
-            "--port", str(port)] + (["--server", args.server] if args.server else [])
-    base = f"http://{HOST}:{port}"
     label = args.server or "default"
     raw = args.out / f"poll-{label}.pyspy.txt"
-    with Server(argv, f"{base}/_jobmock/health", "jobmock-profile") as srv:
-        status, _, body = http_json("POST", base + SUBMIT_PATH, SUBMIT_BODY, {
-            "Authorization": f"Bearer {CREDENTIAL}", "Prefer": "wait=0"})
-        if status != 202:
-            raise RuntimeError(f"submit answered {status}: {body}")
-        url = f"{base}/jobs/{body['id']}"
+    srv, base = start_jobmock(["--server", args.server] if args.server else [], "jobmock-profile")
+    try:
+        url = f"{base}/jobs/{json.loads(submit(base)['body'])['id']}"
         wrk_s = int(args.duration) + 4
         wrk = subprocess.Popen(["wrk", "-t1", f"-c{args.connections}", f"-d{wrk_s}s", "-H",
-                                f"Authorization: Bearer {CREDENTIAL}", url],
+                                f"Authorization: {AUTH['Authorization']}", url],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
             time.sleep(2)  # past wrk's connection setup
@@ -177,6 +168,8 @@ def pyspy(args: argparse.Namespace) -> str:
                 wrk.wait()
         if done.returncode != 0:
             raise RuntimeError(f"py-spy failed ({done.returncode}): {done.stderr[-2000:]}")
+    finally:
+        srv.stop()
     result = WrkResult(out)
     rate = result.requests / wrk_s  # requests per second over wrk's whole run
     served = rate * (t1 - t0)

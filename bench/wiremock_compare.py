@@ -51,28 +51,28 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
-    BENCH_DIR,
+    AUTH,
     HOST,
     Server,
     WrkResult,
-    console_script,
+    capture,
     free_port,
     http_json,
     median,
     mib,
     proc_status_kib,
     run_wrk,
+    same_answer,
+    start_bare,
+    start_jobmock,
+    submit,
     tree_rss_kib,
+    warn_errors,
 )
 
-API = "croma"
-CREDENTIAL = "sk_test_croma_org_a"
-SUBMIT_PATH = "/v1/lookups/policia-nacional"
-SUBMIT_BODY = {"document_type": "CC", "document_number": "1020304050"}
 WIREMOCK_VERSION = "3.13.2"
-_HOP_HEADERS = {"date", "server", "content-length", "transfer-encoding", "connection"}
 #: Headers WireMock adds to every stubbed answer; not part of the envelope.
-_WIREMOCK_EXTRA = {"matched-stub-id", "vary"}
+_WIREMOCK_EXTRA = frozenset({"matched-stub-id", "vary"})
 
 
 class Skip(Exception):
@@ -142,45 +142,15 @@ def wiremock_jar(args: argparse.Namespace) -> Path:
     return jar
 
 
-def capture(url: str) -> dict[str, Any]:
-    """A GET answer as (status, headers without hop-by-hop ones, compact JSON body)."""
-    status, headers, body = http_json("GET", url, headers={
-        "Authorization": f"Bearer {CREDENTIAL}"})
-    if status != 200:
-        raise RuntimeError(f"GET {url} answered {status}: {body}")
-    kept = [[k, v] for k, v in headers.items() if k not in _HOP_HEADERS]
-    return {"status": status, "headers": kept,
-            "body": json.dumps(body, separators=(",", ":"), ensure_ascii=False)}
-
-
-def start_jobmock(extra: list[str]) -> tuple[Server, str, dict[str, Any]]:
+def jobmock_with_job(extra: list[str]) -> tuple[Server, str, dict[str, Any]]:
     """``jobmock serve croma`` as installed, one queued job: (server, poll URL, its answer)."""
-    port = free_port()
-    argv = [console_script("jobmock"), "serve", API, "--clock", "virtual", "--host", HOST,
-            "--port", str(port), *extra]
-    srv = Server(argv, f"http://{HOST}:{port}/_jobmock/health", "jobmock").start()
+    srv, base = start_jobmock(extra)
     try:
-        status, _, body = http_json("POST", f"http://{HOST}:{port}{SUBMIT_PATH}", SUBMIT_BODY,
-                                    {"Authorization": f"Bearer {CREDENTIAL}",
-                                     "Prefer": "wait=0"})
-        if status != 202:
-            raise RuntimeError(f"submit answered {status}: {body}")
-        url = f"http://{HOST}:{port}/jobs/{body['id']}"
+        url = f"{base}/jobs/{json.loads(submit(base)['body'])['id']}"
         return srv, url, capture(url)
     except BaseException:
         srv.stop()
         raise
-
-
-def start_bare(answer: dict[str, Any], workdir: Path) -> tuple[Server, str]:
-    config = {"authorization": f"Bearer {CREDENTIAL}", "routes": {"GET /jobs/{id}": answer}}
-    path = workdir / "bare.json"
-    path.write_text(json.dumps(config))
-    port = free_port()
-    argv = [sys.executable, str(BENCH_DIR / "bare_app.py"), "--config", str(path), "--host",
-            HOST, "--port", str(port), "--server", "granian"]
-    srv = Server(argv, f"http://{HOST}:{port}/_bare/health", "bare-granian").start()
-    return srv, f"http://{HOST}:{port}"
 
 
 def start_wiremock(java: str, jar: Path, answer: dict[str, Any], name: str,
@@ -192,7 +162,7 @@ def start_wiremock(java: str, jar: Path, answer: dict[str, Any], name: str,
     srv = Server(argv, f"{base}/__admin/mappings", name, start_timeout=120).start()
     try:
         stub = {"request": {"method": "GET", "urlPathPattern": "/jobs/[^/]+",
-                            "headers": {"Authorization": {"equalTo": f"Bearer {CREDENTIAL}"}}},
+                            "headers": {"Authorization": {"equalTo": AUTH["Authorization"]}}},
                 "response": {"status": answer["status"], "body": answer["body"],
                              "headers": dict(answer["headers"])}}
         status, _, body = http_json("POST", f"{base}/__admin/mappings", stub)
@@ -202,18 +172,6 @@ def start_wiremock(java: str, jar: Path, answer: dict[str, Any], name: str,
     except BaseException:
         srv.stop()
         raise
-
-
-def same(mine: dict[str, Any], answer: dict[str, Any],
-         ignore: set[str] | frozenset[str] = frozenset()) -> bool:
-    kept = sorted(h for h in mine["headers"] if h[0] not in ignore)
-    return bool(mine["body"] == answer["body"] and kept == sorted(answer["headers"]))
-
-
-def check(result: WrkResult, who: str) -> None:
-    if result.non_2xx or result.socket_errors:
-        print(f"  WARNING {who}: {result.non_2xx} non-2xx answers, "
-              f"{result.socket_errors} socket errors")
 
 
 def warm_up(who: str, url: str, headers: dict[str, str], args: argparse.Namespace) -> None:
@@ -235,13 +193,13 @@ def warm_up(who: str, url: str, headers: dict[str, str], args: argparse.Namespac
 
 
 def run(args: argparse.Namespace, java: str, jar: Path) -> dict[str, Any]:
-    headers = {"Authorization": f"Bearer {CREDENTIAL}"}
+    headers = AUTH
     with tempfile.TemporaryDirectory(prefix="jobmock-bench-") as tmp, ExitStack() as stack:
-        jm, jm_url, answer = start_jobmock(shlex.split(args.jobmock_args))
+        jm, jm_url, answer = jobmock_with_job(shlex.split(args.jobmock_args))
         stack.callback(jm.stop)
         job_path = jm_url.split(f"{HOST}:", 1)[1].split("/", 1)[1]
         servers: dict[str, tuple[Server, str]] = {"jobmock": (jm, jm_url)}
-        bare, bare_base = start_bare(answer, Path(tmp))
+        bare, bare_base = start_bare({"GET /jobs/{id}": answer}, Path(tmp))
         stack.callback(bare.stop)
         servers["bare granian"] = (bare, f"{bare_base}/{job_path}")
         wm, wm_base = start_wiremock(java, jar, answer, "wiremock", [])
@@ -254,7 +212,8 @@ def run(args: argparse.Namespace, java: str, jar: Path) -> dict[str, Any]:
             servers["wiremock no journal"] = (wmn, f"{wmn_base}/{job_path}")
         for who, (_, url) in servers.items():
             got = capture(url)
-            if not same(got, answer, _WIREMOCK_EXTRA if who.startswith("wiremock") else set()):
+            if not same_answer(got, answer,
+                               _WIREMOCK_EXTRA if who.startswith("wiremock") else frozenset()):
                 raise RuntimeError(f"{who} answers differently:\n{got}\n{answer}")
         extra = sorted({h[0] for h in capture(servers["wiremock"][1])["headers"]}
                        - {h[0] for h in answer["headers"]})
@@ -275,7 +234,7 @@ def run(args: argparse.Namespace, java: str, jar: Path) -> dict[str, Any]:
             for who in order:
                 got[who] = run_wrk(servers[who][1], headers, args.threads, args.connections,
                                    args.duration)
-                check(got[who], who)
+                warn_errors(got[who], who)
             for who in names:
                 rps[who].append(got[who].rps)
                 rss[who].append(tree_rss_kib(servers[who][0].pid))

@@ -96,7 +96,10 @@ class Response:
 
     def header(self, name: str) -> str | None:
         name = name.lower()
-        return next((v for k, v in self.headers if k.lower() == name), None)
+        for k, v in self.headers:
+            if k.lower() == name:
+                return v
+        return None
 
 
 #: Called before a job is created: may return a plan for it, or raise an ApiError
@@ -143,6 +146,11 @@ def json_response(status: int, body: Any, headers: list[tuple[str, str]] | None 
     except UnicodeEncodeError:  # a lone surrogate the client sent: escape it, never a 500
         data = json.dumps(body, separators=(",", ":")).encode()
     return Response(status, [_JSON, *(headers or [])], data)
+
+
+#: Paths Mock.route remembers (cleared when full), and the longest it remembers.
+_ROUTED_SIZE = 4096
+_ROUTED_CHARS = 512
 
 
 class _Route:
@@ -203,6 +211,8 @@ class Mock:
         self._by_depth: dict[int, list[_Route]] = {}
         for route in self._dynamic:
             self._by_depth.setdefault(route.depth, []).append(route)
+        #: Paths already routed (a client polls one path many times): bounded, see route().
+        self._routed: dict[str, tuple[_Route | None, dict[str, str]]] = {}
         self._credentials = spec.auth.credential_tenants
         #: Switched off only by a deliberate fault: another tenant's job is then answered.
         self.enforce_tenancy = True
@@ -257,7 +267,8 @@ class Mock:
         response = answer.response
         for hook in self.answer_hooks:
             response = hook(answer)
-            answer = dataclasses.replace(answer, response=response)
+            if response is not answer.response:
+                answer = dataclasses.replace(answer, response=response)
         return response
 
     def _record(self, request: Request, response: Response, info: dict[str, Any],
@@ -286,20 +297,29 @@ class Mock:
 
     def route(self, method: str, path: str) -> tuple[Operation | None, dict[str, str], bool]:
         """The operation for ``method path``, its path parameters, and whether the path exists."""
-        route = self._static.get(path)
-        params: dict[str, str] = {}
-        if route is None:
-            for candidate in self._by_depth.get(path.count("/"), ()):
-                m = candidate.pattern.match(path)
-                if m:
-                    route = candidate
-                    params = {name: unquote(value)
-                              for name, value in zip(candidate.names, m.groups(), strict=True)}
-                    break
+        found = self._routed.get(path)
+        if found is None:
+            found = self._find_route(path)
+            if len(self._routed) >= _ROUTED_SIZE:
+                self._routed.clear()
+            if len(path) <= _ROUTED_CHARS:
+                self._routed[path] = found
+        route, params = found
         if route is None:
             return None, {}, False
         op = route.methods.get(method) or (route.methods.get("GET") if method == "HEAD" else None)
-        return op, params, True
+        return op, dict(params), True
+
+    def _find_route(self, path: str) -> tuple[_Route | None, dict[str, str]]:
+        route = self._static.get(path)
+        if route is not None:
+            return route, {}
+        for candidate in self._by_depth.get(path.count("/"), ()):
+            m = candidate.pattern.match(path)
+            if m:
+                return candidate, {name: unquote(value) for name, value
+                                   in zip(candidate.names, m.groups(), strict=True)}
+        return None, {}
 
     def allowed_methods(self, path: str) -> list[str]:
         """The methods the operations at ``path`` answer (HEAD wherever GET is)."""

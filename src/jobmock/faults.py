@@ -342,8 +342,6 @@ class FaultSwitch:
         #: cleared by ``Mock.reset``.
         self.memory: OrderedDict[str, None] = OrderedDict()
         self.memory_size = MEMORY_SIZE
-        mock.answer_hooks.append(self._on_answer)
-        mock.error_hooks.append(self._on_error)
         mock.reset_hooks.append(self.memory.clear)
         #: What the faults below change, as the mock had it before any was switched on.
         self._webhooks_config = mock.webhooks.config if mock.webhooks is not None else None
@@ -364,6 +362,14 @@ class FaultSwitch:
                 + ": they would change nothing the contract suite judges")
         self.enabled = chosen
         mock = self.mock
+        # The answer and error hooks are on the mock only while a fault is: with none, a
+        # poll builds no JobAnswer for a hook that would hand it back unchanged.
+        for hooks, hook in ((mock.answer_hooks, self._on_answer),
+                            (mock.error_hooks, self._on_error)):
+            if chosen and hook not in hooks:
+                hooks.append(hook)  # type: ignore[arg-type]
+            elif not chosen and hook in hooks:
+                hooks.remove(hook)  # type: ignore[arg-type]
         mock.enforce_tenancy = "foreign_job_200" not in chosen
         mock.engine.enforce_gate = "gate_ignored" not in chosen
         mock.engine.honour_idempotency = "idempotency_ignored" not in chosen
