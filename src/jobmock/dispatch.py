@@ -29,7 +29,6 @@ import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote
 
 from . import pointers
 from .clock import Clock, VirtualClock
@@ -47,6 +46,7 @@ from .errors import (
 from .journal import Journal
 from .records import Advance, Job, JobPlan
 from .rendercache import RenderCache
+from .routing import Router
 from .spec import ApiSpec, Operation, ResponseDef
 from .store import JobStore
 from .templates import iso
@@ -148,27 +148,6 @@ def json_response(status: int, body: Any, headers: list[tuple[str, str]] | None 
     return Response(status, [_JSON, *(headers or [])], data)
 
 
-#: Paths Mock.route remembers (cleared when full), and the longest it remembers.
-_ROUTED_SIZE = 4096
-_ROUTED_CHARS = 512
-
-
-class _Route:
-    __slots__ = ("depth", "literal", "methods", "names", "pattern", "static")
-
-    def __init__(self, path: str) -> None:
-        self.names = re.findall(r"\{([^}]+)\}", path)
-        # An empty segment still matches, so it reaches validation (minLength) not a 404.
-        regex = "^" + re.sub(r"\\\{[^}]+\\\}", "([^/]*)", re.escape(path)) + "$"
-        self.pattern = re.compile(regex)
-        self.depth = path.count("/")
-        self.static = len([s for s in path.split("/") if s and "{" not in s])
-        #: Characters outside placeholders: `/v1/operations/{id}:cancel` outranks
-        #: `/v1/operations/{id}`, whatever their order in the file.
-        self.literal = len(re.sub(r"\{[^}]+\}", "", path))
-        self.methods: dict[str, Operation] = {}
-
-
 class Mock:
     """One mocked API: spec, clock, engine, journal, and the request handler."""
 
@@ -192,28 +171,10 @@ class Mock:
             if webhook_timeout is not None:
                 self.webhooks.timeout = webhook_timeout
         self.validators = {o.operation_id: OperationValidator(spec, o) for o in spec.operations}
-        self._static: dict[str, _Route] = {}
-        self._dynamic: list[_Route] = []
-        for op in spec.operations:
-            if "{" in op.path:
-                fresh = _Route(op.path)
-                same = (r for r in self._dynamic if r.pattern.pattern == fresh.pattern.pattern)
-                route = next(same, None)
-                if route is None:
-                    route = fresh
-                    self._dynamic.append(route)
-            else:
-                route = self._static.setdefault(op.path, _Route(op.path))
-            route.methods[op.method] = op
-        self._dynamic.sort(key=lambda r: (-r.static, -r.literal))
-        #: The templated routes by their path's count of "/" (a placeholder never spans one),
-        #: in the order above: a path is matched against its own count's routes only.
-        self._by_depth: dict[int, list[_Route]] = {}
-        for route in self._dynamic:
-            self._by_depth.setdefault(route.depth, []).append(route)
-        #: Paths already routed (a client polls one path many times): bounded, see route().
-        self._routed: dict[str, tuple[_Route | None, dict[str, str]]] = {}
+        self.router = Router(spec.operations)
         self._credentials = spec.auth.credential_tenants
+        #: Credential texts already resolved to their tenant (see authenticate).
+        self._authenticated: dict[str, str] = {}
         #: Switched off only by a deliberate fault: another tenant's job is then answered.
         self.enforce_tenancy = True
         #: Refuse callback URLs the spec's rule forbids (switched off only by a deliberate fault).
@@ -297,38 +258,11 @@ class Mock:
 
     def route(self, method: str, path: str) -> tuple[Operation | None, dict[str, str], bool]:
         """The operation for ``method path``, its path parameters, and whether the path exists."""
-        found = self._routed.get(path)
-        if found is None:
-            found = self._find_route(path)
-            if len(self._routed) >= _ROUTED_SIZE:
-                self._routed.clear()
-            if len(path) <= _ROUTED_CHARS:
-                self._routed[path] = found
-        route, params = found
-        if route is None:
-            return None, {}, False
-        op = route.methods.get(method) or (route.methods.get("GET") if method == "HEAD" else None)
-        return op, dict(params), True
-
-    def _find_route(self, path: str) -> tuple[_Route | None, dict[str, str]]:
-        route = self._static.get(path)
-        if route is not None:
-            return route, {}
-        for candidate in self._by_depth.get(path.count("/"), ()):
-            m = candidate.pattern.match(path)
-            if m:
-                return candidate, {name: unquote(value) for name, value
-                                   in zip(candidate.names, m.groups(), strict=True)}
-        return None, {}
+        return self.router.route(method, path)
 
     def allowed_methods(self, path: str) -> list[str]:
         """The methods the operations at ``path`` answer (HEAD wherever GET is)."""
-        route = self._static.get(path) or next(
-            (r for r in self._dynamic if r.pattern.match(path)), None)
-        methods = set(route.methods) if route is not None else set()
-        if "GET" in methods:
-            methods.add("HEAD")
-        return sorted(methods)
+        return self.router.allowed_methods(path)
 
     # -- API operations -------------------------------------------------------------------
 
@@ -386,6 +320,9 @@ class Mock:
             raw = request.query.get(auth.param, "")
         else:
             raw = request.headers.get(auth.param.lower(), "")
+        known = self._authenticated.get(raw)
+        if known is not None:
+            return known  # this very credential text named this tenant before
         raw = raw.strip()
         if not raw:
             raise Unauthenticated("no credentials", error_name=auth.missing)
@@ -404,6 +341,8 @@ class Mock:
         tenant = self._credentials.get(credential) if credential is not None else None
         if tenant is None:
             raise InvalidCredentials("unknown credentials", error_name=auth.invalid)
+        if len(self._authenticated) < 4096:  # bounded: a client sends a few
+            self._authenticated[raw] = tenant
         return tenant
 
     def _submit(self, op: Operation, request: Request, tenant: str | None,
