@@ -61,8 +61,9 @@ def build_app(config: dict[str, Any]) -> Starlette:
 
 def serve_granian(app: Any, host: str, port: int) -> None:
     """granian's embedded server with the settings `jobmock serve` gives it (see
-    ``jobmock.serving``): HTTP/1.1 only, backlog and backpressure 1024, 64 KiB heads,
-    warning-level logs. SIGINT/SIGTERM stop it gracefully."""
+    ``jobmock.serving``): HTTP/1.1 only, backlog 1024, backpressure as many requests as
+    the open-files limit allows, 64 KiB heads, warning-level logs. SIGINT/SIGTERM stop it
+    gracefully."""
     import asyncio
     import signal
 
@@ -71,9 +72,11 @@ def serve_granian(app: Any, host: str, port: int) -> None:
     from granian.log import LogLevels
     from granian.server.embed import Server
 
+    from jobmock.serving import in_flight
+
     server = Server(app, address=host, port=port, interface=Interfaces.ASGI,
                     log_level=LogLevels.warning, http=HTTPModes.http1, backlog=1024,
-                    backpressure=1024,
+                    backpressure=in_flight(),
                     http1_settings=HTTP1Settings(header_read_timeout=30_000, keep_alive=True,
                                                  max_buffer_size=64 * 1024))
 

@@ -160,6 +160,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--per-client", type=int, default=50,
                         help="connections per httpx.AsyncClient (the requests are sharded)")
+    parser.add_argument("--server", choices=["granian", "uvicorn"], default=None,
+                        help="jobmock serve --server (default: what serve picks, granian)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     if not 1 <= args.requests <= 15_000:
@@ -174,7 +176,8 @@ def main() -> None:
     base = f"http://{HOST}:{port}"
     argv = [console_script("jobmock"), "serve", API, "--clock", "real", "--speed",
             str(args.speed), "--seed", str(args.seed), "--host", HOST, "--port", str(port),
-            "--journal-size", str(args.requests + 100)]
+            "--journal-size", str(args.requests + 100)] + (
+                ["--server", args.server] if args.server else [])
     with Server(argv, base + "/_jobmock/health", "inline-wait") as srv:
         # Warm up the submit path (lazy imports, first-call caches), then read idle RSS.
         warm = http_json("POST", base + SUBMIT_PATH,

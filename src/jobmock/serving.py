@@ -31,7 +31,8 @@ if TYPE_CHECKING:
     from .asgi import JobmockApp
     from .sessionapp import SessionApp
 
-__all__ = ["KEEP_ALIVE", "MAX_HEAD", "STOP_GRACE", "ListenError", "guarded_h11", "listen", "run"]
+__all__ = ["KEEP_ALIVE", "MAX_HEAD", "STOP_GRACE", "ListenError", "guarded_h11", "in_flight", "listen",
+           "run"]
 
 #: Bytes of request line and headers a server accepts; the app refuses more than its own
 #: (smaller) limit with 431 in the API's error shape, the server past this one.
@@ -42,9 +43,23 @@ KEEP_ALIVE = 5
 STOP_GRACE = 1.5
 #: Seconds granian may take to listen once started.
 READY_TIMEOUT = 15.0
-#: Connections the listening socket queues, and requests granian serves at once.
+#: Connections the listening socket queues.
 BACKLOG = 1024
+#: The most requests granian serves at once, whatever the open-files limit allows.
+MAX_IN_FLIGHT = 65_536
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def in_flight() -> int:
+    """How many requests granian serves at once: as many sockets as the process may open
+    (between BACKLOG and MAX_IN_FLIGHT). Held inline waits are requests in flight, and one
+    costs a future: granian's default (the backlog) would hold the 1,025th wait back unread."""
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return MAX_IN_FLIGHT
+    return max(BACKLOG, min(int(soft), MAX_IN_FLIGHT))
 
 
 class ListenError(Exception):
@@ -219,7 +234,7 @@ class _GranianRunner(_Runner):
             app, address=host, port=port, interface=Interfaces.ASGI, log_level=LogLevels.warning,
             # HTTP/1.1 only: with HTTP/2 detection (auto) a connection that sends nothing has
             # no timeout (hyper-util reads the preface without one).
-            http=HTTPModes.http1, backlog=BACKLOG, backpressure=BACKLOG,
+            http=HTTPModes.http1, backlog=BACKLOG, backpressure=in_flight(),
             http1_settings=HTTP1Settings(header_read_timeout=int(read_timeout * 1000),
                                          keep_alive=True, max_buffer_size=MAX_HEAD),
             http2_settings=HTTP2Settings(max_headers_size=MAX_HEAD))
