@@ -39,6 +39,7 @@ __all__ = [
     "WrkResult",
     "capture",
     "console_script",
+    "cpu_seconds",
     "free_port",
     "http_json",
     "median",
@@ -100,6 +101,13 @@ def proc_status_kib(pid: int, field: str = "VmRSS") -> int:
     if m is None:
         raise RuntimeError(f"no {field} in /proc/{pid}/status")
     return int(m.group(1))
+
+
+def cpu_seconds(pid: int, tid: int | None = None) -> float:
+    """utime + stime of ``pid`` (all its threads), or of its thread ``tid``, from /proc."""
+    path = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
+    fields = Path(path).read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _children(pid: int) -> list[int]:

@@ -45,6 +45,7 @@ from _common import (
     Server,
     WrkResult,
     capture,
+    cpu_seconds,
     http_json,
     median,
     mib,
@@ -141,6 +142,13 @@ def measure(server: str, args: argparse.Namespace) -> dict[str, Any]:
         rss: list[tuple[str, int]] = [("before load", tree_rss_kib(jm.pid))]
         rps: dict[str, list[float]] = {}
         ratios: dict[str, list[float]] = {}
+        # The server's CPU per request (all its threads): steadier than req/s on a busy
+        # machine; bare's CPU per request / jobmock's is the ratio req/s would reach when
+        # each server has a core to itself.
+        cpu_us: dict[str, list[float]] = {}
+        pids = {name: srv.pid for name, (srv, _) in polled.items()}
+        pids.update({f"{name} mix": srv.pid for name, (srv, _) in mixed.items()})
+        pids.update({"bare": bare.pid, "bare mix": bare.pid})
         mix_rss: list[int] = []
         for rnd in range(1, args.rounds + 1):
             order = [(name, url) for name, (_, url) in polled.items()] + [("bare", bare_url)]
@@ -151,13 +159,17 @@ def measure(server: str, args: argparse.Namespace) -> dict[str, Any]:
                 order.reverse()
             got: dict[str, WrkResult] = {}
             for who, url in order:
+                pid = pids[who]
+                cpu0 = cpu_seconds(pid)
                 if who.endswith(" mix"):
                     got[who] = run_mix(url, args.mix, args, Path(tmp))
                 else:
                     got[who] = run_wrk(url, AUTH, args.threads, args.connections,
                                        args.duration)
+                used = cpu_seconds(pid) - cpu0
                 warn_errors(got[who], who)
                 rps.setdefault(who, []).append(got[who].rps)
+                cpu_us.setdefault(who, []).append(used / max(1, got[who].requests) * 1e6)
             rss.append((f"after round {rnd}", tree_rss_kib(jm.pid)))
             parts = []
             for name in variants:
@@ -177,11 +189,17 @@ def measure(server: str, args: argparse.Namespace) -> dict[str, Any]:
         peak = proc_status_kib(jm.pid, "VmHWM")
         journal = http_json("GET", polled["jobmock"][1].rsplit("/jobs/", 1)[0]
                             + "/_jobmock/requests?limit=0")[2]
+    cpu_ratios: dict[str, list[float]] = {}
     for who, values in ratios.items():
         bare_who = "bare mix" if who.endswith(" mix") else "bare"
         print(f"median {who}: {median(rps[who]):.0f} req/s vs {bare_who} "
               f"{median(rps[bare_who]):.0f} req/s, ratio {median(values):.3f} (rounds "
               + ", ".join(f"{v:.3f}" for v in values) + ")")
+        cpu_ratios[who] = [b / j for b, j in zip(cpu_us[bare_who], cpu_us[who], strict=True)]
+        print(f"  server CPU per request: {who} {median(cpu_us[who]):.0f} µs, {bare_who} "
+              f"{median(cpu_us[bare_who]):.0f} µs; ratio {bare_who}/{who} "
+              f"{median(cpu_ratios[who]):.3f} (rounds "
+              + ", ".join(f"{v:.3f}" for v in cpu_ratios[who]) + ")")
     if mix:
         print("mix jobmock RSS after each round (before its reset): "
               + ", ".join(mib(k) for k in mix_rss))
@@ -194,6 +212,8 @@ def measure(server: str, args: argparse.Namespace) -> dict[str, Any]:
         print(f"RSS change from the end of round 1 to the end: {drift / 1024:+.1f} MiB")
     return {"server": server, "rps": rps, "ratios": ratios,
             "median_ratios": {k: median(v) for k, v in ratios.items()},
+            "cpu_us_per_request": cpu_us,
+            "median_cpu_ratios": {k: median(v) for k, v in cpu_ratios.items()},
             "jobmock_rps": rps["jobmock"], "bare_rps": rps["bare"],
             "rss_kib": rss, "peak_kib": peak, "mix_polls_per_submit": args.mix,
             "mix_rss_kib": mix_rss, "compare_src": str(args.compare_src or "")}

@@ -30,7 +30,6 @@ import cProfile
 import gzip
 import io
 import json
-import os
 import pstats
 import re
 import shutil
@@ -52,18 +51,12 @@ from _common import (
     SUBMIT_BODY,
     SUBMIT_PATH,
     WrkResult,
+    cpu_seconds,
     start_jobmock,
     submit,
 )
 
 TOP = 30
-
-
-def cpu_seconds(pid: int, tid: int | None = None) -> float:
-    """utime + stime of ``pid`` (all its threads), or of its thread ``tid``, from /proc."""
-    path = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
-    fields = Path(path).read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # -- py-spy ------------------------------------------------------------------------------
