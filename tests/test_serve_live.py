@@ -116,3 +116,18 @@ def test_serve_croma_submit_advance_poll_banner_and_clean_stop(
     assert "-X GET" in poll_curl and f"{base}/jobs/JOB_ID" in poll_curl
     assert SPEC.auth.headers_for(credential)["Authorization"] in poll_curl
     assert out.rstrip().endswith("jobmock stopped.")
+
+
+def test_granian_serves_as_many_requests_at_once_as_the_process_may_hold_sockets(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Held inline waits are requests in flight: granian's default cap (the backlog, 1024)
+    held the 1,025th back unread, so serve gives it the open-files limit, within bounds."""
+    import resource
+
+    from jobmock import serving
+
+    for soft, expected in ((20_000, 20_000), (256, serving.BACKLOG),
+                           (10**7, serving.MAX_IN_FLIGHT),
+                           (resource.RLIM_INFINITY, serving.MAX_IN_FLIGHT)):
+        monkeypatch.setattr(resource, "getrlimit", lambda _which, s=soft: (s, s))
+        assert serving.in_flight() == expected

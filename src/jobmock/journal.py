@@ -8,6 +8,10 @@ credential resolved to, and a short keyed fingerprint (HMAC under a key random p
 journal) that tells two different credentials apart within one run, e.g.
 ``Bearer [redacted: org_a #3fa2c1d0]``. ``Journal.keep_secrets`` (``jobmock serve
 --journal-secrets``) stores them as sent.
+
+A served request is journaled as plain values (:meth:`Journal.record_request`); its
+:class:`JournalEntry` is built, and its credentials masked, when the journal is first read,
+so the cost stays off the request's path. What a reader sees is the same either way.
 """
 
 from __future__ import annotations
