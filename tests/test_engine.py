@@ -912,6 +912,36 @@ def test_journal_under_its_size_keeps_everything_and_clear_resets() -> None:
     assert [e.seq for e in journal] == [1]
 
 
+def test_journal_entries_recorded_cheaply_read_as_scrubbed_entries() -> None:
+    """record_request defers building the entry; what a reader gets is what scrub + record
+    give, masked as keep_secrets said when the request came, in order, within the size."""
+    spec = resolve_spec("croma")
+    journal = Journal(size=3)
+    headers = {"authorization": "Bearer sk_test_croma_org_a", "prefer": "wait=0"}
+
+    def request(i: int) -> None:
+        journal.record_request(spec, headers, "", "org_a", float(i), "GET", f"/jobs/{i}", 200,
+                               "getJob", str(i), 0.1, "2", "queued", 0)
+
+    request(1)
+    journal.keep_secrets = True
+    request(2)
+    journal.keep_secrets = False
+    masked, _ = journal.scrub(spec, headers, "", "org_a")
+    last = journal.last()
+    assert last is not None and last.seq == 2 and last.headers == headers  # kept as sent
+    request(3)
+    request(4)
+    entries = list(journal)
+    assert [e.seq for e in entries] == [2, 3, 4] and journal.total == 4
+    assert entries[1].headers == masked and "sk_test" not in str(entries[1].as_dict())
+    third = entries[1]
+    assert (third.path, third.status, third.operation, third.tenant, third.job_id,
+            third.retry_after, third.job_status) == ("/jobs/3", 200, "getJob", "org_a", "3",
+                                                     "2", "queued")
+    assert journal.last() is entries[-1]
+
+
 def test_journal_iteration_is_a_snapshot() -> None:
     journal = Journal(size=2)
     _record(journal, 1)

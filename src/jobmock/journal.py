@@ -207,7 +207,10 @@ class Journal:
         if not self._entries:
             return None
         entry = self._entries[-1]
-        return entry if isinstance(entry, JournalEntry) else self._built()[-1]
+        if not isinstance(entry, JournalEntry):  # built alone: O(1), read after each request
+            entry = self._entries[-1] = self._build(entry)
+            self._unbuilt -= 1
+        return entry
 
     @property
     def total(self) -> int:
