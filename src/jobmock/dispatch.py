@@ -469,7 +469,8 @@ class Mock:
         if cache is None:
             return self.render_job(spec.status, job, request, ctx_request)
         key = (op.operation_id, request.method, request.path, request.query_string,
-               request.body, request.base_url, self.clock.now() if self._reads_clock else None)
+               tuple(request.query.items()) if request.query else (), request.body,
+               request.base_url, self.clock.now() if self._reads_clock else None)
         hit = cache.get(job, spec, key)
         if hit is not None:
             return Response(hit[0], list(hit[1]), hit[2])

@@ -10,8 +10,8 @@ its key holds everything a status render reads:
   assigns a job's containers (``result``, ``error``) anew; it never edits one in place;
 - the **job object** and the **spec object** themselves (``is``): a job deleted and
   another created under the same id, or a scenario that swaps the spec, miss;
-- the **request** as the templates see it: operation, method, path, query string, body
-  and base URL;
+- the **request** as the templates see it: operation, method, path, query (its string and
+  its parsed values), body and base URL;
 - the **clock**, when any template of the spec reads ``{now}``/``{now_ms}``.
 
 Faults and scenarios act on the answer after it is rendered (answer and response hooks),
