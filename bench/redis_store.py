@@ -14,14 +14,20 @@ Then, for ``--rounds`` rounds (the order reverses every other round), ``wrk`` po
 
 1. on M and on A: **Redis / memory**, one replica each, no proxy;
 2. through P1 (A alone) and through P2 (A and B in turn): **two replicas / one**, both on
-   Redis and both behind the same kind of proxy, so the proxy's cost is in both.
+   Redis and both behind the same kind of proxy, so the proxy's cost is in both. For
+   context, in the same rounds: the proxy in front of M (PM: what the proxy itself can
+   carry), and A and B polled directly at once (two wrk, half the connections each)
+   against A alone.
 
 3. **Inline-wait wakeups across replicas**, also in alternating rounds: N submits with
    ``Prefer: wait=55`` are held on A (the virtual clock does not move, so none can end),
    then the clock is advanced 40 s on B, which ends every croma job (at most 22 s each).
    For each held request: the time from the advance call returning to its answer
    arriving (and from the advance call being sent). The baseline holds N on M and
-   advances M itself.
+   advances M itself. Every replica runs with ``--webhooks off``: with webhooks on, a
+   clock move is played due entry by due entry (each a turn of its own), so jobs would
+   end, and their answers arrive, while the advance call is still running; off, the move
+   is one turn, and the call returns once every job has ended and the change is saved.
 
 It reports each round's figures, the median over rounds of each ratio and percentile, and
 the RSS of every replica and of redis-server after the run (VmRSS, and the peak VmHWM).
@@ -69,6 +75,7 @@ AUTH = {"Authorization": f"Bearer {CREDENTIAL}"}
 SUBMIT_PATH = "/v1/lookups/policia-nacional"
 SUBMIT_BODY = {"document_type": "CC", "document_number": "1020304050"}
 ADVANCE = 40  # clock seconds: more than any croma job takes (22 s), less than the wait (55 s)
+PER_CLIENT = 50  # held requests per httpx client
 GUARD = 120.0  # seconds: a bound against a hang, not a measurement
 
 
@@ -114,14 +121,19 @@ async def held_wakeups(hold: str, mover: str, jobs: str, n: int) -> dict[str, An
     """Hold n ``Prefer: wait=55`` submits on ``hold``, advance the clock on ``mover``; the
     delays (ms) from the advance call returning (and from it being sent) to each answer."""
     headers = {**AUTH, "Prefer": "wait=55"}
-    limits = httpx.Limits(max_connections=n + 4, max_keepalive_connections=n + 4)
     arrivals: list[float] = []
     statuses: list[int] = []
-    async with httpx.AsyncClient(timeout=GUARD, limits=limits) as client:
+    async with contextlib.AsyncExitStack() as stack:
+        # As in inline_wait.py: one pool of PER_CLIENT connections per client, since
+        # httpcore rescans a pool's connections on every event (encode/httpx#3215).
+        limits = httpx.Limits(max_connections=PER_CLIENT, max_keepalive_connections=PER_CLIENT)
+        pools = [await stack.enter_async_context(httpx.AsyncClient(timeout=GUARD, limits=limits))
+                 for _ in range(-(-n // PER_CLIENT))]
+        client = await stack.enter_async_context(httpx.AsyncClient(timeout=GUARD))
 
         async def one(i: int) -> None:
             body = {"document_type": "CC", "document_number": f"{1_000_000_000 + i}"}
-            r = await client.post(hold + SUBMIT_PATH, json=body, headers=headers)
+            r = await pools[i // PER_CLIENT].post(hold + SUBMIT_PATH, json=body, headers=headers)
             arrivals.append(time.perf_counter())
             statuses.append(r.status_code)
 
