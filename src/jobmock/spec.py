@@ -590,6 +590,8 @@ class _Builder:
                 raise self.fail(f"/x-jobmock/contract/invariants/{i}", "other: a pointer, for length_equals")
             if inv["kind"] == "echoes_items" and "request" not in inv:
                 raise self.fail(f"/x-jobmock/contract/invariants/{i}", "request: a pointer, for echoes_items")
+            if inv["kind"] == "not_before" and "other" not in inv:
+                raise self.fail(f"/x-jobmock/contract/invariants/{i}", "other: a pointer, for not_before")
 
         for i, pointer in enumerate(ext.get("assumed") or []):
             if not find(self.doc, pointer)[0]:
