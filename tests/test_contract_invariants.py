@@ -32,6 +32,10 @@ def seed(name: str) -> ApiSpec:
     return load_spec(ROOT / "openapi" / f"{name}.yaml")
 
 
+def example(name: str) -> ApiSpec:
+    return load_spec(ROOT / "examples" / "specs" / f"{name}.yaml")
+
+
 def in_process(spec: ApiSpec) -> InProcessMock:
     return InProcessMock(spec, base_url=BASE, seed=3, max_idle_polls=None)
 
@@ -69,9 +73,9 @@ def test_not_before_needs_other(tmp_path: Path) -> None:
     assert "not_before" in str(caught.value)
 
 
-@pytest.mark.parametrize("name", ["croma", "enrich", "bronid"])
+@pytest.mark.parametrize("name", ["croma", "enrich", "bronid", "examples/openai-batch"])
 def test_the_mock_keeps_the_cross_field_invariants(name: str) -> None:
-    spec = seed(name)
+    spec = example(name.split("/")[1]) if "/" in name else seed(name)
     before = CHECKS["invariants"].runs
     VERDICTS.reset(spec.name)
     with in_process(spec):
@@ -102,6 +106,17 @@ def test_an_update_time_before_the_creation_time_fails() -> None:
             run_machine(spec, BASE, OPTIONS, None)
     assert caught.value.check == "invariants", str(caught.value)[:1500]
     assert "earlier than /created_at" in caught.value.detail
+
+
+def test_an_epoch_seconds_completion_before_the_start_fails() -> None:
+    spec = example("openai-batch")
+    VERDICTS.reset(spec.name)
+    with in_process(spec) as api:
+        api.mock.response_hooks.append(breaking("retrieveBatch", "in_progress_at", 4102444800))
+        with pytest.raises(ContractViolation) as caught:
+            run_machine(spec, BASE, OPTIONS, None)
+    assert caught.value.check == "invariants", str(caught.value)[:1500]
+    assert "earlier than /in_progress_at 4102444800" in caught.value.detail
 
 
 def test_a_status_url_naming_another_job_fails() -> None:
