@@ -309,6 +309,8 @@ class Mock:
         if op.role == "wait":
             return self._hold_until_done(op, request, tenant, params, query, body, ctx_request,
                                          info)
+        if op.role == "result":
+            return self._result(op, request, tenant, params, ctx_request, info)
         # An operation the spec describes but gives no job role: documented, not simulated.
         return json_response(501, {"error": f"{op.operation_id} is described by the spec but has "
                                             f"no x-jobmock role, so the mock does not simulate it"})
@@ -522,6 +524,23 @@ class Mock:
                            error_name=op.when_terminal_error,
                            context={"job": self.engine.view(job)})
         return self.render_job(op.answer or self.spec.status, job, request, ctx_request)
+
+    def _result(self, op: Operation, request: Request, tenant: str | None,
+                params: dict[str, Any], ctx_request: dict[str, Any],
+                info: dict[str, Any]) -> Response:
+        """A result resource: the spec's answer when the job completed, else the answer it
+        names while the job is unfinished or when it ended otherwise."""
+        job = self._job_for(op, params, tenant, info)
+        self.engine.read(job)
+        info["job_status"] = job.status
+        answer: str | ResponseDef | None = op.answer
+        if self.engine.role(job) != "completed":
+            answer = op.when_ended if self.engine.is_terminal(job) else op.when_unfinished
+        if isinstance(answer, str):
+            raise ApiError(f"job {job.id} is {job.status}: no result", error_name=answer,
+                           context={"job": self.engine.view(job)})
+        assert answer is not None
+        return self.render_job(answer, job, request, ctx_request)
 
     def _hold_until_done(self, op: Operation, request: Request, tenant: str | None,
                          params: dict[str, Any], query: Mapping[str, Any], body: Any,

@@ -474,7 +474,7 @@ class _Builder:
                     if not kw["job_id_from"]:
                         raise self.fail(xw + "/job_id_from",
                                         "where a client finds the job id (here or under x-jobmock/submit)")
-                elif role in ("status", "cancel", "delete", "wait"):
+                elif role in ("status", "cancel", "delete", "wait", "result"):
                     pnames = {p.name for p in params if p.location == "path"}
                     jp = x.get("job_id_param")
                     if jp is None or jp not in pnames:
@@ -495,6 +495,8 @@ class _Builder:
                         kw["wait"] = self.wait(x.get("wait") or {"default": 30, "max": 30})
                         if x.get("response"):
                             kw["answer"] = self.response(x["response"], renders, xw + "/response")
+                    elif role == "result":
+                        kw.update(self.result(x, xw, errors, renders))
                 elif role == "list":
                     kw = self.listing(x, xw, renders, params)
                 ops.append(Operation(
@@ -529,6 +531,23 @@ class _Builder:
         self.need_error(errors, error, xw + "/when_terminal/error")
         answer = self.response(x["response"], renders, xw + "/response") if x.get("response") else None
         return {"cancel_to": to, "cancel_via": via, "answer": answer, "when_terminal_error": error}
+
+    def result(self, x: dict[str, Any], xw: str, errors: Mapping[str, ErrorDef],
+               renders: Mapping[str, Renderer]) -> dict[str, Any]:
+        """A result operation's answer when completed, while unfinished and when ended otherwise."""
+        if not x.get("response"):
+            raise self.fail(xw + "/response", "the answer when the job completed, for role result")
+        kw: dict[str, Any] = {"answer": self.response(x["response"], renders, xw + "/response")}
+        for key in ("when_unfinished", "when_ended"):
+            given = x.get(key) or {}
+            if "error" in given:
+                self.need_error(errors, given["error"], f"{xw}/{key}/error")
+                kw[key] = given["error"]
+            elif "response" in given:
+                kw[key] = self.response(given["response"], renders, f"{xw}/{key}/response")
+            else:
+                raise self.fail(f"{xw}/{key}", "an error (a key of errors) or a response, for role result")
+        return kw
 
     def listing(self, x: dict[str, Any], xw: str, renders: Mapping[str, Renderer],
                 params: list[Parameter]) -> dict[str, Any]:
@@ -590,6 +609,8 @@ class _Builder:
                 raise self.fail(f"/x-jobmock/contract/invariants/{i}", "other: a pointer, for length_equals")
             if inv["kind"] == "echoes_items" and "request" not in inv:
                 raise self.fail(f"/x-jobmock/contract/invariants/{i}", "request: a pointer, for echoes_items")
+            if inv["kind"] == "not_before" and "other" not in inv:
+                raise self.fail(f"/x-jobmock/contract/invariants/{i}", "other: a pointer, for not_before")
 
         for i, pointer in enumerate(ext.get("assumed") or []):
             if not find(self.doc, pointer)[0]:

@@ -278,6 +278,10 @@ class Operation:
     answer: ResponseDef | None = None
     #: cancel: the error answered when the job has already ended (None: answer unchanged).
     when_terminal_error: str | None = None
+    #: result: the answer (an error's name, or a response) while the job is unfinished, and
+    #: when it ended other than completed.
+    when_unfinished: str | ResponseDef | None = None
+    when_ended: str | ResponseDef | None = None
     #: list: paging, filters (query parameter -> job field) and the render of each item.
     paging: Paging | None = None
     filters: Mapping[str, str] = field(default_factory=dict)

@@ -14,8 +14,9 @@ import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from .. import signing
 from .client import ANSWERS_TITLE, Exchange
@@ -339,6 +340,40 @@ def check_invariants(ctx: SuiteContext, obs: Observation) -> None:
             if echoed != items:
                 raise fail(ctx, "invariants", f"{label}: job {job.id} returned {echoed!r} for the "
                                               f"submitted {items!r}")
+        elif kind == "not_before":
+            _, other = pointer_get(body, inv["other"])
+            at, since = _instant(value), _instant(other)
+            if at is not None and since is not None and at < since:
+                raise fail(ctx, "invariants", f"{label}: job {job.id} has {pointer} {value!r} earlier "
+                                              f"than {inv['other']} {other!r}")
+        elif kind == "names_job" and isinstance(value, str) and not _names_job(value, job.id,
+                                                                                inv.get("prefix")):
+            raise fail(ctx, "invariants", f"{label}: {pointer} {value!r} does not name job {job.id}")
+
+
+def _instant(value: Any) -> float | None:
+    """A time as seconds since the epoch: ISO 8601 text, or an epoch number (seconds, or
+    milliseconds when it is too large to be seconds); None when absent or not a time."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return value / 1000 if abs(value) >= 1e11 else float(value)
+    if not isinstance(value, str):
+        return None
+    try:
+        when = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
+def _names_job(text: str, job_id: str, prefix: str | None) -> bool:
+    """Whether a URL or path names the job: its id is a whole path segment (or one followed by
+    a custom method, ``{id}:cancel``), or follows ``prefix`` up to the end or a delimiter."""
+    path = urlsplit(text).path if "://" in text else re.split(r"[?#]", text, maxsplit=1)[0]
+    if any(unquote(seg).split(":", 1)[0] == job_id for seg in path.split("/")):
+        return True
+    return bool(prefix) and re.search(re.escape(f"{prefix}{job_id}") + r"(?=$|[/?#:&])", text) is not None
 
 
 # -- 6. inline waits ------------------------------------------------------------------------

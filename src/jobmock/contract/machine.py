@@ -33,7 +33,7 @@ from .budget import REPLAY_SETTLE, ShrinkGuard, is_final_replay
 from .checks import every_event_name, observe_poll, run_checks, terminal_event_names
 from .client import Exchange, Tenant
 from .context import JobRecord, Observation, SuiteContext, TimeKeeper
-from .roles import RoleRules
+from .roles import ResultRules, RoleRules
 from .specview import pointer_get
 from .verdicts import VERDICTS
 
@@ -477,6 +477,12 @@ def build_machine(spec: ApiSpec, make_context: Callable[[], SuiteContext],
                     "filter": job.event_filter}))
 
     JobContract.__name__ = f"{spec.name.title()}Contract"
+    if spec.operations_with("result"):
+        class WithResult(ResultRules, JobContract):
+            """The machine with the result rule (only where the spec has a result operation)."""
+
+        WithResult.__name__ = JobContract.__name__
+        return WithResult
     return JobContract
 
 

@@ -15,6 +15,9 @@ judgement comes from the spec and from what the suite itself saw, never from tim
   is on some page.
 - **delete**: the answer is one the spec documents; after a 2xx the job is gone (a poll no
   longer reads it, and gets the spec's ``not_found`` answer, judged by ``errors``).
+- **result**: the answer is the spec's ``response`` for a completed job, its
+  ``when_unfinished`` answer for an unfinished one and its ``when_ended`` answer for one that
+  ended otherwise; where the job moved between the last poll and the one after, either.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from .client import Exchange
 from .context import JobRecord, Observation, SuiteContext
 from .specview import pointer_get
 
-__all__ = ["RoleRules", "params_for"]
+__all__ = ["ResultRules", "RoleRules", "params_for"]
 
 
 def params_for(ctx: SuiteContext, op: Operation, job: JobRecord) -> dict[str, Any]:
@@ -118,6 +121,43 @@ def check_delete(ctx: SuiteContext, obs: Observation) -> None:
     if 200 <= ex.status < 300 and after.status == ctx.spec.status.status:
         raise fail(ctx, "delete", f"job {job.id} was deleted ({ex.status}) but a poll then "
                                   f"answered {after.status}: it is still there")
+
+
+def _result_class(ctx: SuiteContext, word: str | None) -> str:
+    if word is None or not ctx.view.is_terminal(word):
+        return "when_unfinished"
+    return "response" if ctx.view.role(word) == "completed" else "when_ended"
+
+
+@register("result", "A result resource does not answer as the spec says for the job's state",
+          "result")
+def check_result(ctx: SuiteContext, obs: Observation) -> None:
+    ex, job, op = obs.exchange, obs.job, obs.extra["op"]
+    before, after = obs.extra["before"], obs.extra["after"]
+    assert job is not None
+    if not _documented(op, ex.status):
+        raise fail(ctx, "result", f"result of job {job.id} answered {ex.status}, which the spec "
+                                  f"does not document for {op.operation_id}")
+    if after is None:
+        return  # the poll after did not read the job: its state is unknown
+    # A terminal word seen before never changes; else the job may have moved up to `after`.
+    classes = {_result_class(ctx, before)} if before is not None and ctx.view.is_terminal(before) \
+        else {"when_unfinished", _result_class(ctx, after)}
+    answers = {"response": op.answer, "when_unfinished": op.when_unfinished,
+               "when_ended": op.when_ended}
+    allowed: set[int] = set()
+    for key in classes:
+        answer = answers[key]
+        where = f"{ctx.view.operation_pointer(op)}/x-jobmock/{key}"
+        if ctx.view.assumed.covers(where) or (isinstance(answer, str)
+                                              and ctx.view.error_status_assumed(answer)):
+            return  # an assumed answer is not demanded
+        allowed.add(ctx.view.error_status(answer) if isinstance(answer, str)
+                    else answer.status if answer is not None else ex.status)
+    if ex.status not in allowed:
+        raise fail(ctx, "result", f"result of job {job.id} (read {before!r} before, {after!r} "
+                                  f"after) answered {ex.status}; the spec says {sorted(allowed)} "
+                                  f"({', '.join(sorted(classes))})")
 
 
 @register("list_pages", "Paging through a list loses, repeats or oversizes pages", "list_pages")
@@ -234,6 +274,29 @@ class RoleRules(RuleBasedStateMachine):
             # A deleted job is an unknown one: the poll gets the spec's not_found answer.
             run_checks(ctx, Observation("unknown", after, None))
         elif after.status == ctx.spec.status.status:
+            observe_poll(ctx, job, after)
+
+
+
+class ResultRules(RuleBasedStateMachine):
+    """The rule for result operations, mixed in only for a spec that has one (so that the
+    rules drawn for every other spec stay as they were)."""
+
+    jobs = Bundle("jobs")
+    ctx: SuiteContext
+
+    @rule(job=jobs, data=st.data())
+    def result(self, job: JobRecord, data: st.DataObject) -> None:
+        ctx = self.ctx
+        op = data.draw(st.sampled_from(ctx.spec.operations_with("result")), label="result op")
+        before = job.statuses[-1] if job.statuses else None
+        ex = ctx.client.call(op, tenant=job.tenant, params=params_for(ctx, op, job),
+                             note="read the result")
+        after = ctx.poll(job, note="after reading the result")
+        word = ctx.spec.lifecycle.status_of(after.json()) \
+            if after.status == ctx.spec.status.status else None
+        run_checks(ctx, Observation("result", ex, job, {"op": op, "before": before, "after": word}))
+        if word is not None:
             observe_poll(ctx, job, after)
 
 
