@@ -307,7 +307,8 @@ def test_the_contract_suite_passes_with_requests_alternating_between_two_replica
                 RoundRobinProxy([a.url, b.url]) as proxy:
             run = subprocess.run(
                 [sys.executable, "-m", "jobmock.cli", "contract", api, "--base-url", proxy.url,
-                 "-p", "no:cacheprovider"], capture_output=True, text=True, timeout=600,
+                 "--examples", "4", "-p", "no:cacheprovider"], capture_output=True, text=True,
+                timeout=600,
                 stdin=subprocess.DEVNULL, env={**os.environ, "COLUMNS": "120"})
             if run.returncode != 0:
                 failures.append(f"{api}: {run.stdout[-2500:]}")

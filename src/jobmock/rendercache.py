@@ -30,9 +30,10 @@ from .records import Job
 
 __all__ = ["RenderCache", "job_state"]
 
-#: Job fields that never change what a render shows: the poll counter and the heap's
-#: generation (bumped whenever the job is rescheduled). ``history`` is keyed by its length.
-_NOT_RENDERED = frozenset({"polls", "gen", "history"})
+#: Job fields that never change what a render shows: the poll counter, the heap's
+#: generation (bumped whenever the job is rescheduled) and the shared store's revision
+#: (bumped on every assignment). ``history`` is keyed by its length.
+_NOT_RENDERED = frozenset({"polls", "gen", "history", "rev"})
 _STATE_FIELDS = tuple(f.name for f in dataclasses.fields(Job) if f.name not in _NOT_RENDERED)
 _state: Callable[[Job], tuple[Any, ...]] = operator.attrgetter(*_STATE_FIELDS)
 
