@@ -351,11 +351,11 @@ class Mock:
                 params: dict[str, Any], query: dict[str, Any], body: Any,
                 ctx_request: dict[str, Any], info: dict[str, Any]) -> Response | Suspend:
         callback_url = None
-        hooks = self.spec.webhooks
-        if hooks is not None:
-            callback_url = pointers.get(body, hooks.url_pointer)
+        rule = self.spec.callbacks  # the webhooks' rule, or a rule without deliveries
+        if rule is not None:
+            callback_url = pointers.get(body, rule.url_pointer)
             if callback_url is not None:
-                problem = check_callback_url(callback_url, hooks.url_rule,
+                problem = check_callback_url(callback_url, rule.url_rule,
                                              allow_private=self.allow_private_callbacks)
                 if problem and self.enforce_callback_rule:
                     raise ValidationFailed(problem)

@@ -29,6 +29,7 @@ from .specmodel import (
     TERMINAL_ROLES,
     ApiSpec,
     Auth,
+    CallbackRule,
     ErrorDef,
     FlowStep,
     Gate,
@@ -397,6 +398,18 @@ class _Builder:
         return build_webhooks(self.ext.get("webhooks"), renders, lc.states, TERMINAL_ROLES,
                               self.file)
 
+    def callbacks(self, hooks: Webhooks | None) -> CallbackRule | None:
+        """The callback URL rule: the webhooks', or ``x-jobmock.callbacks`` (never both)."""
+        own = self.ext.get("callbacks")
+        if own is not None and hooks is not None:
+            raise self.fail("/x-jobmock/callbacks", "no callbacks key where webhooks are given "
+                            "(webhooks/url_from and webhooks/url_rule say it)")
+        if hooks is not None:
+            return CallbackRule(hooks.url_pointer, hooks.url_rule)
+        if own is not None:
+            return CallbackRule(own["url_from"], own.get("url_rule", "any"))
+        return None
+
     def resolve(self, node: Any) -> Any:
         """Follow local ``$ref``s in the document (for parameters and request bodies)."""
         seen = 0
@@ -639,8 +652,9 @@ class _Builder:
             progress_done_message=str(progress.get("done_message", "Done")),
             status=status,
             renders=renders,
-            webhooks=self.webhooks(renders, lc),
+            webhooks=(hooks := self.webhooks(renders, lc)),
             operations=self.operations(renders, errors, lc),
             registry=self.registry,
             credits_balances=balances,
+            callbacks=self.callbacks(hooks),
         )

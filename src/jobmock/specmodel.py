@@ -21,6 +21,7 @@ __all__ = [
     "TERMINAL_ROLES",
     "ApiSpec",
     "Auth",
+    "CallbackRule",
     "ErrorDef",
     "FlowStep",
     "Gate",
@@ -289,6 +290,14 @@ class Operation:
 
 
 @dataclass(frozen=True, slots=True)
+class CallbackRule:
+    """A callback URL's place in a submit body (a JSON pointer) and the rule it must keep."""
+
+    url_pointer: str
+    url_rule: str
+
+
+@dataclass(frozen=True, slots=True)
 class ApiSpec:
     """Everything jobmock knows about one API, read from its spec file."""
 
@@ -317,6 +326,9 @@ class ApiSpec:
     operations: tuple[Operation, ...]
     registry: Registry[Any] = field(repr=False)
     credits_balances: Mapping[str, int] = field(default_factory=dict)  # absent tenant: no limit
+    #: Where a submit gives its callback URL and which it may give: the webhooks' (when the
+    #: spec has them) or ``x-jobmock.callbacks`` (checked, never delivered); None: neither.
+    callbacks: CallbackRule | None = None
 
     @property
     def submit_operations(self) -> tuple[Operation, ...]:

@@ -60,7 +60,7 @@ def _case_strategy(op: Operation, schema: Any) -> st.SearchStrategy[tuple[dict[s
 def without_callback(spec: ApiSpec, view: Any, op: Operation, body: Any) -> Any:
     """``body`` without its callback URL; if that leaves an object its schema refuses (cloro's
     ``webhook: {}`` requires ``url``), without the object that held it."""
-    hooks = spec.webhooks
+    hooks = spec.callbacks
     if hooks is None:
         return body
     out = without(body, hooks.url_pointer)
@@ -151,6 +151,8 @@ def build_machine(spec: ApiSpec, make_context: Callable[[], SuiteContext],
                         event_filter = (terminal_event_names(ctx) if self.callbacks % 2
                                         else every_event_name(ctx))
                         body = with_value(body, hooks.filter_pointer, event_filter)
+            elif spec.callbacks is not None:  # a rule without deliveries: send no callback
+                body = without_callback(spec, ctx.view, op, body)
             key = None
             if spec.idempotency_pointer is not None and isinstance(body, dict):
                 self.counter += 1

@@ -21,7 +21,7 @@ __all__ = ["check_callback_urls", "check_credits", "check_queue_order"]
           "error, and one it allows is accepted", "callback_url")
 def check_callback_urls(ctx: SuiteContext, obs: Observation) -> None:
     ex, op, url = obs.exchange, obs.extra["op"], obs.extra["url"]
-    rule = ctx.spec.webhooks.url_rule if ctx.spec.webhooks else "any"
+    rule = ctx.spec.callbacks.url_rule if ctx.spec.callbacks else "any"
     if obs.extra["expect"] == "refused":
         if ex.status in ctx.view.submit_statuses[op.operation_id] and ex.status < 300:
             raise fail(ctx, "callback_urls",

@@ -98,10 +98,11 @@ def _record(ctx: SuiteContext, op: Operation, ex: Any, body: Any, tenant: int = 
 
 def probe_callback_urls(ctx: SuiteContext, *, allow_private: bool = False) -> None:
     """Submit forbidden callback URLs (each must get the spec's refusal), then an allowed one."""
-    hooks, spec, api = ctx.spec.webhooks, ctx.spec, ctx.spec.name
+    hooks, spec, api = ctx.spec.callbacks, ctx.spec, ctx.spec.name
     if hooks is None or hooks.url_rule == "any":
         return
-    if ctx.view.assumed.covers("/x-jobmock/webhooks/url_rule"):
+    if ctx.view.assumed.covers("/x-jobmock/webhooks/url_rule") or \
+            ctx.view.assumed.covers("/x-jobmock/callbacks/url_rule"):
         VERDICTS.not_run(api, "callback_urls", "the spec marks its callback URL rule assumed: "
                                                "not demanded")
         return

@@ -109,15 +109,15 @@ def inline_failures(spec: ApiSpec) -> set[int]:
 
 
 def public_host_rule(spec: ApiSpec) -> bool:
-    return spec.webhooks is not None and spec.webhooks.url_rule == "public-https"
+    return spec.callbacks is not None and spec.callbacks.url_rule == "public-https"
 
 
 def private_callback(spec: ApiSpec, body: Any) -> bool:
     """Whether ``body`` names a callback URL that is not on a public host."""
-    if spec.webhooks is None or not isinstance(body, dict):
+    if spec.callbacks is None or not isinstance(body, dict):
         return False
     node: Any = body
-    for part in spec.webhooks.url_pointer.lstrip("/").split("/"):
+    for part in spec.callbacks.url_pointer.lstrip("/").split("/"):
         node = node.get(part) if isinstance(node, dict) else None
     return isinstance(node, str) and check_callback_url(node, "public-https") is not None
 

@@ -159,14 +159,18 @@ def applicability(spec: ApiSpec) -> dict[str, str]:
         out["limits"] = "the spec declares no gate, queue limit or idempotency key"
     if not (ext.get("contract") or {}).get("invariants"):
         out["invariants"] = "the spec declares no invariants"
+    assumed = Assumptions(spec.document)
     if spec.webhooks is None:
-        for name in ("webhooks", "webhook_retries", "webhook_events", "callback_urls"):
+        for name in ("webhooks", "webhook_retries", "webhook_events"):
             out[name] = "the spec has no webhooks"
-    elif spec.webhooks.url_rule == "any":
+    if spec.callbacks is None:
+        out["callback_urls"] = "the spec takes no callback URL"
+    elif spec.callbacks.url_rule == "any":
         out["callback_urls"] = "the spec's callback URL rule is 'any': nothing to refuse"
-    elif Assumptions(spec.document).covers("/x-jobmock/webhooks/url_rule"):
+    elif assumed.covers("/x-jobmock/webhooks/url_rule") or \
+            assumed.covers("/x-jobmock/callbacks/url_rule"):
         out["callback_urls"] = "the spec marks its callback URL rule assumed: not demanded"
-    elif spec.webhooks.retry.attempts < 2:
+    if spec.webhooks is not None and spec.webhooks.retry.attempts < 2:
         out["webhook_retries"] = "the spec's schedule has no retries"
     if lim.concurrency_max is None:
         out["queue_order"] = "the spec declares no concurrency limit (no queue order)"
