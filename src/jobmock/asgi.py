@@ -155,8 +155,7 @@ class JobmockApp:
             async with self._turn():
                 return self.stack.handle(request)
         except StoreUnavailable as exc:
-            return self._refuse(request, RequestRefused(
-                f"the mock's shared store is unavailable: {exc}", status=503))
+            return self._refuse(request, _unavailable(exc))
 
     async def aclose(self) -> None:
         """Stop the ticker."""
@@ -359,8 +358,7 @@ class JobmockApp:
             async with self._turn():
                 return suspend.finish()
         except StoreUnavailable as exc:
-            return self.mock.refuse(request, RequestRefused(
-                f"the mock's shared store is unavailable: {exc}", status=503))
+            return self.mock.refuse(request, _unavailable(exc))
 
     async def _await_held(self, done: asyncio.Future[bool]) -> None:
         """Await a held request's future; begin_shutdown resolves it early."""
@@ -380,6 +378,11 @@ class JobmockApp:
                 await (self._closed if self._closed is not None else self.aclose())
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def _unavailable(exc: Exception) -> RequestRefused:
+    """The refusal of a request the shared store could not serve (503)."""
+    return RequestRefused(f"the mock's shared store is unavailable: {exc}", status=503)
 
 
 def _content_length(scope: Scope) -> int | None:

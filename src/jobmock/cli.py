@@ -358,13 +358,11 @@ def serve(api: str, host: str, port: int, clock_kind: str, speed: float, seed: i
     if shared_store is not None:
         jobmock_app.shared = shared_store.attach(mock)
     if max_sessions > 0:
-        import zlib
-
         from .sessionapp import SessionApp
+        from .sessions import session_seed
 
         def make_session(name: str) -> Any:
-            # Seeded from the server's seed and the name: the same session repeats its ids.
-            session_mock = make_mock(zlib.crc32(f"{seed}/{name}".encode()) & 0x7FFFFFFF)
+            session_mock = make_mock(session_seed(seed, name))
             app = create_app(session_mock, control=control == "on", limits=limits)
             if shared_store is not None:
                 app.shared = shared_store.attach(session_mock, name, idle=session_idle)

@@ -50,7 +50,6 @@ import inspect
 import re
 import threading
 import time
-import zlib
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -73,7 +72,7 @@ from .journal import Journal, JournalEntry
 from .lifecycle import check_plan
 from .mockbuild import build_mock
 from .scenarios import install_scenario
-from .sessions import SESSION_HEADER, SessionRefused, session_name
+from .sessions import SESSION_HEADER, SessionRefused, session_name, session_options
 from .spec import TERMINAL_ROLES, ApiSpec
 from .stack import Stack
 from .urlrules import is_loopback_host
@@ -245,9 +244,7 @@ class InProcessMock:
         session_name({SESSION_HEADER.lower(): name})  # a name the header could carry
         child = self._sessions.get(name)
         if child is None:
-            args = {k: v for k, v in self._args.items() if k not in ("faults", "scenario")}
-            args["seed"] = zlib.crc32(f"{args.get('seed', 0)}/{name}".encode()) & 0x7FFFFFFF
-            child = InProcessMock(self._api, **args)
+            child = InProcessMock(self._api, **session_options(self._args, name))
             child._sessions, child.router = None, self.router  # webhooks reach our routes
             child.mock.extensions["session"] = name
             if self._active and child.mock.webhooks is not None and child.mock.deliver_webhooks:

@@ -126,13 +126,10 @@ def jobmock_server(request: pytest.FixtureRequest) -> Iterator[LiveServer]:
     for key in ("base_url", "auto_advance", "pass_through", "assert_all_called", "max_idle_polls"):
         options.pop(key, None)
     _check_options("jobmock_server", options, server=True)
-    import zlib
-
-    plain = {k: v for k, v in options.items() if k not in ("faults", "scenario")}
+    from .sessions import session_options
 
     def session(name: str) -> Any:  # each session: the options, no faults or scenario
-        seed = zlib.crc32(f"{options.get('seed', 0)}/{name}".encode()) & 0x7FFFFFFF
-        return build_mock(api, **{**plain, "seed": seed})
+        return build_mock(api, **session_options(options, name))
 
     with LiveServer(build_mock(api, **options), sessions=session) as server:
         yield server

@@ -40,9 +40,8 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError, WatchError
 
 from .dispatch import Mock
-from .engine import CALL_KIND, DEADLINE_KIND
 from .records import track_revisions
-from .snapshot import SnapshotError, Tracker, apply
+from .snapshot import SnapshotError, Tracker, apply, local_entries
 
 __all__ = ["LOCK_LEASE", "RedisStore", "SharedMock", "StoreUnavailable", "check_store_url"]
 
@@ -262,8 +261,7 @@ class SharedMock:
     def has_local_work(self) -> bool:
         """Whether this replica holds inline waits or clock-time delays (which a change made
         elsewhere may end)."""
-        return any(e[2] == DEADLINE_KIND or (e[2] == CALL_KIND and not e[5].shared)
-                   for e in self.mock.engine._heap)
+        return bool(local_entries(self.mock.engine))
 
     def start_listening(self) -> None:
         """Listen for other replicas' changes (from the running loop): each wakes the inline

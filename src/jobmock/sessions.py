@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import re
 import time
+import zlib
 from collections.abc import Callable, Iterator, Mapping
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-__all__ = ["SESSION_HEADER", "SESSION_QUERY", "SessionBook", "SessionRefused", "session_name"]
+__all__ = ["SESSION_HEADER", "SESSION_QUERY", "SessionBook", "SessionRefused", "session_name",
+           "session_options", "session_seed"]
 
 #: The request header that selects a session.
 SESSION_HEADER = "X-Jobmock-Session"
@@ -32,6 +34,19 @@ DEFAULT_IDLE = 1800.0
 DEFAULT_LIMIT = 256
 
 T = TypeVar("T")
+
+
+def session_seed(seed: int, name: str) -> int:
+    """Session ``name``'s seed, from the server's: the same session repeats its ids."""
+    return zlib.crc32(f"{seed}/{name}".encode()) & 0x7FFFFFFF
+
+
+def session_options(options: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """A mock's options for session ``name``: the same, without faults or a scenario (a
+    session starts clean), seeded by :func:`session_seed`."""
+    kept = {k: v for k, v in options.items() if k not in ("faults", "scenario")}
+    kept["seed"] = session_seed(int(options.get("seed") or 0), name)
+    return kept
 
 
 class SessionRefused(ValueError):

@@ -33,7 +33,7 @@ from .records import Job
 from .store import MemoryStore
 from .webhooks import Delivery
 
-__all__ = ["Snapshot", "SnapshotError", "Tracker", "capture", "restore"]
+__all__ = ["Snapshot", "SnapshotError", "Tracker", "capture", "local_entries", "restore"]
 
 #: Engine attributes replicas share (the heap is filtered: see _shared_heap).
 _ENGINE_FIELDS = ("seed", "retain", "rng", "_ids", "_counter", "_seq", "_queued", "_running",
@@ -56,11 +56,22 @@ class SnapshotError(ValueError):
     """Bytes that are not a snapshot of this mock."""
 
 
+def _is_local(entry: tuple[Any, ...]) -> bool:
+    """Whether a heap entry belongs to this process: an inline wait's deadline or a timer
+    that is not shared (a callback into its own event loop)."""
+    return entry[2] == DEADLINE_KIND or (entry[2] == CALL_KIND and not entry[5].shared)
+
+
 def _shared_heap(engine: Engine) -> list[tuple[Any, ...]]:
     """The schedule's entries every replica shares: transitions and shared timers (webhook
     attempts), not this process's inline-wait deadlines or local timers."""
     return [e for e in engine._heap
-            if e[2] != DEADLINE_KIND and (e[2] != CALL_KIND or (e[5].shared and not e[5].done))]
+            if not _is_local(e) and not (e[2] == CALL_KIND and e[5].done)]
+
+
+def local_entries(engine: Engine) -> list[tuple[Any, ...]]:
+    """This process's pending entries: held inline waits' deadlines and local timers."""
+    return [e for e in engine._heap if _is_local(e) and not e[5].done]
 
 
 class _Unpickler(pickle.Unpickler):
@@ -174,8 +185,7 @@ def apply(mock: Mock, core: bytes, jobs: Mapping[str, bytes | None],
             not all(isinstance(d, Delivery | None) for d in new_deliveries.values()):
         raise SnapshotError("a job or delivery record is not one")
     engine = mock.engine
-    local = [e for e in engine._heap if e[2] == DEADLINE_KIND
-             or (e[2] == CALL_KIND and not e[5].shared and not e[5].done)]
+    local = local_entries(engine)
     for name, value in state["engine"].items():
         setattr(engine, name, value)
     heap = [_timer_back(mock, e) if e[2] == CALL_KIND else e for e in state["heap"]]
