@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .admission import admission
 from .control import CONTROL_PREFIX, advance_answer, advance_request, is_control
 from .dispatch import Mock, Request, Response, Suspend, json_response
 from .errors import RequestRefused
@@ -199,6 +200,9 @@ class JobmockApp:
         if refusal is not None:
             await _send(send, self._refuse(request, refusal), head=scope["method"] == "HEAD")
             return
+        turns = admission()
+        if not turns.admit():
+            await turns.wait()
         if self._plays(request):
             result: Response | Suspend = await self._advance(request)
         elif self.shared is None:

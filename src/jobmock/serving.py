@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import signal
 import socket
@@ -160,6 +161,28 @@ class _Runner:
             self.task.cancel()
 
 
+#: The collector's thresholds while serving: a full collection is considered after 100
+#: collections of the middle generation (Python's default: 10).
+GC_THRESHOLDS = (700, 10, 100)
+
+
+def settle_heap() -> None:
+    """Tune the garbage collector of a process that serves (``jobmock serve`` only: a library
+    never touches its host's collector).
+
+    Everything built before serving (specs, validators, modules) is frozen out of the
+    collector's sight, and a full collection runs ten times less often. A full collection
+    stops the event loop for as long as it takes to look at every object: with 10,000 inline
+    waits held open that was 0.3-0.4 s, seven times during their submits, and it found
+    nothing to free each time (a held request's objects are alive until it is answered).
+    Answers due meanwhile went out that much late. Young collections, which free most
+    garbage, are unchanged.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 async def _serve(runner: _Runner, jobmock_app: JobmockApp | SessionApp, started: Callable[[], None]) -> None:
     loop = asyncio.get_running_loop()
     signals = 0
@@ -182,6 +205,7 @@ async def _serve(runner: _Runner, jobmock_app: JobmockApp | SessionApp, started:
         if task.done():
             task.result()  # it could not start (granian: the address was taken meanwhile)
             return
+        settle_heap()
         started()
         with contextlib.suppress(asyncio.CancelledError):
             await task
