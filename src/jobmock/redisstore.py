@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -41,6 +42,7 @@ from redis.exceptions import RedisError, WatchError
 
 from .dispatch import Mock
 from .records import track_revisions
+from .sharedcontrol import ControlState, decode_entry, encode_entry
 from .snapshot import SnapshotError, Tracker, apply, local_entries
 
 __all__ = ["LOCK_LEASE", "RedisStore", "SharedMock", "StoreUnavailable", "check_store_url"]
@@ -120,12 +122,26 @@ class SharedMock:
         self._k_jobs, self._k_deliveries = f"{prefix}:jobs", f"{prefix}:deliveries"
         self._k_log, self._k_floor = f"{prefix}:log", f"{prefix}:floor"
         self._k_lock, self.channel = f"{prefix}:lock", f"{prefix}:changed"
+        self._k_control, self._k_crev = f"{prefix}:control", f"{prefix}:crev"
+        self._k_journal, self._k_jmeta = f"{prefix}:journal", f"{prefix}:jmeta"
         #: The stored state's version this replica's mock holds (None: unknown, reload all).
         self._version: int | None = None
         self.tracker = Tracker(mock)
+        #: The faults and scenario (see jobmock.sharedcontrol): the stored document's
+        #: revision this replica holds, and the signature of what it holds as stored.
+        self.control = ControlState(mock)
+        self._crev: int | None = None
+        self._csig: Any = None
+        #: The shared journal (a Redis list, capped at the journal's size): its generation
+        #: (one more at each clear) and count as this replica last saw or wrote them, and
+        #: the local journal's clears then.
+        self._jgen: int | None = None
+        self._jtotal = 0
+        self._jclears = mock.journal.clears
         self._local = asyncio.Lock()
         self._owner: asyncio.Task[Any] | None = None
         self._listener: asyncio.Task[None] | None = None
+        self._stopped = False
         self.turns = 0
         self.loads = 0
         self.saves = 0
@@ -164,23 +180,40 @@ class SharedMock:
                 self._version = None  # whatever was done here is reloaded, never half-kept
                 raise StoreUnavailable(f"the Redis store did not answer: {exc}") from exc
             finally:
-                if not ok:
-                    self._version = None
+                if not ok:  # reload everything, the faults, scenario and journal too
+                    self._version = self._crev = self._jgen = None
                 self._owner = None
                 with contextlib.suppress(RedisError):
                     await lock.release()
 
     async def _load(self) -> None:
         redis = self.store.redis
-        raw = await redis.get(self._k_ver)
+        raw, crev, jmeta = await redis.mget(self._k_ver, self._k_crev, self._k_jmeta)
         if raw is None:  # the first replica of this session: its fresh state is the state
             self._version = 0
             self.tracker.forget()
+            self._csig = self._jgen = None
             await self._save()
             return
         version = int(raw)
-        if version == self._version:
-            return
+        reinstalled = False
+        if crev is not None and int(crev) != self._crev:
+            blob = await redis.get(self._k_control)
+            try:
+                reinstalled = blob is not None and self.control.apply(blob)
+            except (ValueError, KeyError, TypeError) as exc:
+                raise StoreUnavailable(f"the shared control state at {self.prefix} cannot be "
+                                       f"read ({exc})") from exc
+            self._crev = int(crev)
+            self._csig = self.control.signature()
+        if reinstalled:  # a scenario installed here forgot the state: load it all
+            self._version = None
+        if version != self._version:
+            await self._load_state(version)
+        await self._load_journal(jmeta, fresh=reinstalled)
+
+    async def _load_state(self, version: int) -> None:
+        redis = self.store.redis
         floor = int(await redis.get(self._k_floor) or 0)
         full = self._version is None or self._version < floor
         async with redis.pipeline(transaction=True) as pipe:
@@ -212,13 +245,48 @@ class SharedMock:
         self.tracker.settled()
         self.loads += 1
 
+    async def _load_journal(self, meta: bytes | str | None, *, fresh: bool) -> None:
+        """Bring the local journal up to the shared one: the entries other replicas added
+        (all of them after a clear elsewhere), then this replica's own not yet saved (a
+        request refused before its turn), numbered after them."""
+        if meta is None:
+            return  # nothing shared yet: this replica's journal is saved by its next turn
+        gen, total = (int(x) for x in meta.split())
+        journal = self.mock.journal
+        cleared_here = journal.clears != self._jclears
+        pending = [] if cleared_here else journal.tail(journal.total - self._jtotal)
+        if gen == self._jgen and total == self._jtotal and not fresh and not cleared_here:
+            return
+        fresh = (fresh or cleared_here or bool(pending) or gen != self._jgen
+                 or total - self._jtotal > journal.size)
+        start = 0 if fresh else -(total - self._jtotal)
+        try:
+            entries = [decode_entry(e) for e in
+                       await self.store.redis.lrange(self._k_journal, start, -1)]
+        except (ValueError, TypeError) as exc:
+            raise StoreUnavailable(f"the shared journal at {self.prefix} cannot be read "
+                                   f"({exc})") from exc
+        entries += [dataclasses.replace(e, seq=total + i) for i, e in enumerate(pending, 1)]
+        journal.adopt(entries, total + len(pending), replace=fresh)
+        self._jgen, self._jtotal, self._jclears = gen, total, journal.clears
+
     async def _save(self) -> None:
         core, jobs, deliveries = self.tracker.changes()
-        if core is None and not jobs and not deliveries:
+        signature = self.control.signature()
+        control = self.control.dump() if signature != self._csig else None
+        journal = self.mock.journal
+        cleared = journal.clears != self._jclears or self._jgen is None
+        added = len(journal) if cleared else min(journal.total - self._jtotal, len(journal))
+        journal_moved = cleared or journal.total != self._jtotal
+        if core is None and not jobs and not deliveries and control is None \
+                and not journal_moved:
             return
+        entries = [encode_entry(e) for e in journal.tail(added)] if added > 0 else []
+        jgen = (self._jgen or 0) + 1 if cleared else self._jgen
+        crev = (self._crev or 0) + 1
         version = (self._version or 0) + 1
         keys = [self._k_ver, self._k_core, self._k_jobs, self._k_deliveries, self._k_log,
-                self._k_floor]
+                self._k_floor, self._k_control, self._k_crev, self._k_journal, self._k_jmeta]
         async with self.store.redis.pipeline(transaction=True) as pipe:
             # Saved only over the version this turn loaded: a replica stalled past its lock's
             # lease must not overwrite what another did meanwhile.
@@ -244,6 +312,16 @@ class SharedMock:
             if version % LOG_KEEP == 0:  # older changes: a replica that far behind reloads all
                 pipe.zremrangebyscore(self._k_log, "-inf", version - LOG_KEEP)
                 pipe.set(self._k_floor, version - LOG_KEEP)
+            if control is not None:
+                pipe.set(self._k_control, control)
+                pipe.set(self._k_crev, crev)
+            if cleared:
+                pipe.delete(self._k_journal)
+            if entries:
+                pipe.rpush(self._k_journal, *entries)
+                pipe.ltrim(self._k_journal, -journal.size, -1)
+            if journal_moved:
+                pipe.set(self._k_jmeta, f"{jgen} {journal.total}")
             pipe.set(self._k_ver, version)
             if self.ttl is not None:
                 for key in keys:
@@ -256,6 +334,10 @@ class SharedMock:
                                        "ran out; the turn is dropped") from exc
         self._version = version
         self.tracker.commit()
+        if control is not None:
+            self._crev, self._csig = crev, signature
+        if journal_moved:
+            self._jgen, self._jtotal, self._jclears = jgen, journal.total, journal.clears
         self.saves += 1
 
     def has_local_work(self) -> bool:
@@ -273,7 +355,7 @@ class SharedMock:
         pubsub = self.store.redis.pubsub(ignore_subscribe_messages=True)
         try:
             await pubsub.subscribe(self.channel)
-            while True:
+            while not self._stopped:  # (a cancel a turn's Redis call swallowed ends it too)
                 message = await pubsub.get_message(timeout=RESYNC_EVERY)
                 if message is None:
                     continue
@@ -291,6 +373,7 @@ class SharedMock:
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def aclose(self) -> None:
+        self._stopped = True
         if self._listener is not None:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
