@@ -84,6 +84,9 @@ class JobmockApp:
         self._holds: set[asyncio.Future[bool]] = set()
         self._closing = False
         self._closed: asyncio.Task[None] | None = None
+        #: Set by aclose: the ticker ends even if a cancel was lost on the way (a turn's
+        #: Redis calls can swallow one).
+        self._stopped = False
         #: The mock's state on a shared store (``--store redis://...``); None: in memory.
         self.shared: SharedMock | None = None
         mock.engine.on_schedule(self._scheduled)
@@ -111,7 +114,7 @@ class JobmockApp:
     async def _tick(self) -> None:
         engine, clock = self.mock.engine, self.mock.clock
         assert self._wake is not None
-        while True:
+        while not self._stopped:
             if self.shared is None:
                 engine.run_due()
             else:  # a turn: due work fires once across replicas; a dead one's is reclaimed
@@ -126,6 +129,8 @@ class JobmockApp:
                 timeout = RESYNC_EVERY if timeout is None else min(timeout, RESYNC_EVERY)
             self._sleep_until = nxt if timeout is not None else None
             self._wake.clear()
+            if self._stopped:  # a cancel that an await below swallowed: stop all the same
+                return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
 
@@ -160,6 +165,7 @@ class JobmockApp:
 
     async def aclose(self) -> None:
         """Stop the ticker."""
+        self._stopped = True
         if self._ticker is not None:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -20,7 +20,7 @@ import hashlib
 import hmac
 import os
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
@@ -69,6 +69,11 @@ class Redactor:
         self._key = key if key is not None else os.urandom(16)
         #: Masks already made (clients resend one credential): bounded, cleared when full.
         self._cache: dict[tuple[str, str | None, bool], str] = {}
+
+    @property
+    def key(self) -> bytes:
+        """The fingerprints' key (replicas that share one journal share it)."""
+        return self._key
 
     def mask(self, value: str, tenant: str | None = None, *, resolves: bool = False) -> str:
         """``value`` as ``[scheme ][redacted: tenant #fingerprint]``.
@@ -149,12 +154,18 @@ class Journal:
         #: True (``jobmock serve --journal-secrets``): credentials are stored as sent.
         self.keep_secrets = keep_secrets
         self._redactor: Redactor | None = None
+        #: How often :meth:`clear` ran: a shared store tells a clear from new entries by it.
+        self.clears = 0
 
     def redactor(self, spec: ApiSpec) -> Redactor:
         """The :class:`Redactor` for ``spec``'s requests (built once per journal)."""
         if self._redactor is None:
             self._redactor = Redactor(spec)
         return self._redactor
+
+    def use_redactor(self, redactor: Redactor) -> None:
+        """Mask with ``redactor`` from now on (replicas that share one journal share its key)."""
+        self._redactor = redactor
 
     def scrub(self, spec: ApiSpec, headers: Mapping[str, str], query_string: str,
               tenant: str | None) -> tuple[dict[str, str], str]:
@@ -223,7 +234,31 @@ class Journal:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def tail(self, n: int) -> list[JournalEntry]:
+        """The last ``n`` entries (built), oldest first."""
+        entries = self._entries
+        start = max(0, len(entries) - n)
+        out = []
+        for i in range(start, len(entries)):
+            entry = entries[i]
+            if not isinstance(entry, JournalEntry):
+                entry = entries[i] = self._build(entry)
+                self._unbuilt = max(0, self._unbuilt - 1)
+            out.append(entry)
+        return out
+
+    def adopt(self, entries: Iterable[JournalEntry], total: int, *, replace: bool) -> None:
+        """Hold ``entries`` after those kept (instead of them all, with ``replace``) and count
+        ``total`` requests recorded: for a shared store whose replicas keep one journal.
+        Not a :meth:`clear`."""
+        if replace:
+            self._entries.clear()
+            self._unbuilt = 0
+        self._entries.extend(entries)
+        self._seq = total
+
     def clear(self) -> None:
         self._entries.clear()
         self._unbuilt = 0
         self._seq = 0
+        self.clears += 1

@@ -21,6 +21,8 @@ import functools
 import heapq
 import io
 import pickle
+import random
+from array import array
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -46,7 +48,7 @@ _ALLOWED = {
     ("builtins", "getattr"), ("builtins", "set"), ("builtins", "frozenset"),
     ("builtins", "dict"), ("builtins", "list"), ("builtins", "tuple"),
     ("collections", "deque"), ("functools", "partial"), ("random", "Random"),
-    ("copyreg", "_reconstructor"), ("builtins", "object"),
+    ("copyreg", "_reconstructor"), ("builtins", "object"), ("jobmock.snapshot", "_random_back"),
 }
 _ALLOWED_MODULES = ("jobmock.records", "jobmock.webhooks", "jobmock.engine", "jobmock.ids",
                     "jobmock.webhookspec", "jobmock.specmodel")
@@ -119,6 +121,44 @@ def _dump(value: Any) -> bytes:
     return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
 
 
+#: A generator's state as last written: (state, bytes) by the generator's id. A turn that
+#: drew nothing writes the same bytes without pickling 625 numbers again.
+_RANDOM_BYTES: dict[int, tuple[tuple[Any, ...], bytes]] = {}
+#: Bytes of a Mersenne Twister's words (624 and the position) as an array of uint32.
+_MT_BYTES = 625 * 4
+
+
+def _random_back(version: int, words: bytes, gauss: float | None) -> random.Random:
+    """The generator :class:`_CorePickler` wrote (the unpickler may build only this)."""
+    if version != 3 or not isinstance(words, bytes) or len(words) != _MT_BYTES \
+            or not isinstance(gauss, float | None):
+        raise SnapshotError("a generator's state is not one")
+    rng = random.Random()
+    rng.setstate((version, tuple(array("I", words)), gauss))
+    return rng
+
+
+class _CorePickler(pickle.Pickler):
+    """Pickles the core; a generator as its words' bytes, reused while its state holds."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        if type(obj) is not random.Random:
+            return NotImplemented
+        state = obj.getstate()
+        found = _RANDOM_BYTES.get(id(obj))
+        if found is None or found[0] != state:
+            if len(_RANDOM_BYTES) > 64:
+                _RANDOM_BYTES.clear()
+            found = _RANDOM_BYTES[id(obj)] = (state, array("I", state[1]).tobytes())
+        return _random_back, (state[0], found[1], state[2])
+
+
+def _dump_core(value: Any) -> bytes:
+    buffer = io.BytesIO()
+    _CorePickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
+    return buffer.getvalue()
+
+
 def _load(data: bytes) -> Any:
     try:
         return _Unpickler(io.BytesIO(data)).load()
@@ -146,7 +186,7 @@ def _core(mock: Mock) -> bytes:
         fields["_busy"] = {job: d.id for job, d in book._busy.items()}
         fields["_waiting"] = {job: [d.id for d in q] for job, q in book._waiting.items()}
         state["book"] = fields
-    return _dump(state)
+    return _dump_core(state)
 
 
 def _jobs(mock: Mock) -> dict[str, Job]:
@@ -278,9 +318,10 @@ class Tracker:
             self._core, self._jobs, self._deliveries = self._pending
             self._pending = None
 
-    def settled(self) -> None:
-        """The mock's state is now the stored one (just loaded): remember it as unchanged."""
-        self._core = _core(self.mock)
+    def settled(self, core: bytes | None = None) -> None:
+        """The mock's state is now the stored one (just loaded): remember it as unchanged.
+        ``core``: the stored core just applied (else it is pickled again to compare with)."""
+        self._core = core if core is not None else _core(self.mock)
         self._jobs = {k: self._job_mark(j) for k, j in _jobs(self.mock).items()}
         self._deliveries = {k: self._delivery_mark(d)
                             for k, d in _deliveries(self.mock).items()}
