@@ -51,8 +51,6 @@ class Admission:
         #: Let in but found the budget spent: back to the head of the line, in order.
         self._again: list[asyncio.Future[None]] = []
         self._pump_due = False
-        #: Requests that had to wait, since the loop started (for health and benchmarks).
-        self.waited = 0
 
     @property
     def waiting(self) -> int:
@@ -67,7 +65,6 @@ class Admission:
 
     async def wait(self) -> None:
         """Wait in line until a pass of the loop has budget for this request."""
-        self.waited += 1
         fut = self._enqueue(self._waiting)
         for _ in range(MAX_PASSES):
             try:
