@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -30,6 +29,7 @@ from .asgi import create_app
 from .bundled import resolve_spec
 from .clock import VirtualClock
 from .dispatch import Mock
+from .ports import free_port
 from .scenarios import load_scenario, scenario_mock
 from .scenarios.story import run_story_async as _run_story_with
 from .spec import ApiSpec
@@ -39,14 +39,6 @@ if TYPE_CHECKING:
     from .scenarios import Scenario
 
 __all__ = ["LiveServer", "ServeProcess", "free_port", "run_story", "run_story_async", "serve_mock"]
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class ServeProcess:
