@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -141,7 +142,14 @@ class LiveServer:
 
         self.mock = mock
         self.host = host
-        self.port = port or free_port(host)
+        # Without a port, bind one now and hand the socket to uvicorn: nobody can take the
+        # port between choosing and listening (as with a port chosen, closed and bound again).
+        self._socket: socket.socket | None = None
+        if not port:
+            self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self._socket.bind((host, 0))
+            port = int(self._socket.getsockname()[1])
+        self.port = port
         app: Any = create_app(mock)
         if sessions is not None:
             from .sessionapp import SessionApp
@@ -160,11 +168,14 @@ class LiveServer:
         return f"http://{self.host}:{self.port}"
 
     def start(self, timeout: float = 10.0) -> LiveServer:
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        sockets = [self._socket] if self._socket is not None else None
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": sockets},
+                                        daemon=True)
         self._thread.start()
         deadline = time.monotonic() + timeout
         while not self._server.started:
             if time.monotonic() > deadline or not self._thread.is_alive():
+                self.stop()
                 raise RuntimeError(f"jobmock server did not start on {self.url}")
             time.sleep(0.01)
         return self
@@ -174,6 +185,9 @@ class LiveServer:
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
 
     def __enter__(self) -> LiveServer:
         return self.start()
