@@ -27,16 +27,11 @@ from typing import Any
 
 import httpx
 
+from .ports import free_port
+
 __all__ = ["RedisServer", "RoundRobinProxy"]
 
 _HOP_BY_HOP = {b"connection", b"keep-alive", b"transfer-encoding", b"content-length", b"host"}
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class RedisServer:
@@ -59,7 +54,7 @@ class RedisServer:
 
     def start(self) -> RedisServer:
         self._dir = tempfile.TemporaryDirectory(prefix="jobmock-redis-")
-        self.port = _free_port()
+        self.port = free_port()
         self.proc = subprocess.Popen(
             [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--dir", self._dir.name, "--protected-mode", "yes"],
@@ -110,7 +105,7 @@ class RoundRobinProxy:
             raise ValueError("a proxy needs at least one upstream")
         self.upstreams = [u.rstrip("/") for u in upstreams]
         self.timeout = timeout
-        self.port = _free_port()
+        self.port = free_port()
         self.served = [0] * len(self.upstreams)
         self._next = 0
         self._server: Any = None

@@ -30,6 +30,7 @@ from .asgi import create_app
 from .bundled import resolve_spec
 from .clock import VirtualClock
 from .dispatch import Mock
+from .ports import free_port
 from .scenarios import load_scenario, scenario_mock
 from .scenarios.story import run_story_async as _run_story_with
 from .spec import ApiSpec
@@ -39,14 +40,6 @@ if TYPE_CHECKING:
     from .scenarios import Scenario
 
 __all__ = ["LiveServer", "ServeProcess", "free_port", "run_story", "run_story_async", "serve_mock"]
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class ServeProcess:
@@ -149,7 +142,14 @@ class LiveServer:
 
         self.mock = mock
         self.host = host
-        self.port = port or free_port(host)
+        # Without a port, bind one now and hand the socket to uvicorn: nobody can take the
+        # port between choosing and listening (as with a port chosen, closed and bound again).
+        self._socket: socket.socket | None = None
+        if not port:
+            self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self._socket.bind((host, 0))
+            port = int(self._socket.getsockname()[1])
+        self.port = port
         app: Any = create_app(mock)
         if sessions is not None:
             from .sessionapp import SessionApp
@@ -168,11 +168,14 @@ class LiveServer:
         return f"http://{self.host}:{self.port}"
 
     def start(self, timeout: float = 10.0) -> LiveServer:
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        sockets = [self._socket] if self._socket is not None else None
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": sockets},
+                                        daemon=True)
         self._thread.start()
         deadline = time.monotonic() + timeout
         while not self._server.started:
             if time.monotonic() > deadline or not self._thread.is_alive():
+                self.stop()
                 raise RuntimeError(f"jobmock server did not start on {self.url}")
             time.sleep(0.01)
         return self
@@ -182,6 +185,9 @@ class LiveServer:
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
 
     def __enter__(self) -> LiveServer:
         return self.start()

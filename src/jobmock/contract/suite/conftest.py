@@ -3,6 +3,12 @@
 ``pytest contract_tests/ --api croma --base-url URL`` judges a server; with no
 ``--base-url`` the suite starts the mock itself (a real server on a loopback port with
 a virtual clock), so a plain ``pytest`` runs it against the mock for every bundled API.
+
+Under pytest-xdist (``-n``) the workers send their closing tables to the controller, which
+prints them (``--dist loadfile``, as the repository runs it, keeps the suite on one
+worker). Judging one given server (``--base-url``), a pinned ``--receiver-port`` or an
+HTML report (``--jobmock-report``) need one process: the suite turns the workers off for
+such a run, and says so.
 """
 
 from __future__ import annotations
@@ -23,6 +29,15 @@ from jobmock.spec import ApiSpec
 
 #: The suite's loopback webhook receiver, started when pytest is configured.
 RECEIVER = pytest.StashKey[WebhookReceiver]()
+#: The option that made this run keep to one process under pytest-xdist (said at the start).
+ONE_PROCESS = pytest.StashKey[str]()
+#: Closing-table lines the pytest-xdist workers sent (printed by the controller).
+WORKER_TABLES = pytest.StashKey[list[str]]()
+#: Where a pytest-xdist worker puts its closing table for the controller.
+_TABLE_KEY = "jobmock_contract_table"
+#: Options that need the suite in one process: one judged server (its session is the
+#: suite's), one receiver on a pinned port, one report file.
+_ONE_PROCESS_OPTIONS = ("--base-url", "--receiver-port", "--jobmock-report")
 
 __all__ = [
     "ContractOptions",
@@ -33,8 +48,10 @@ __all__ = [
     "pytest_collection_modifyitems",
     "pytest_configure",
     "pytest_generate_tests",
+    "pytest_sessionfinish",
     "pytest_sessionstart",
     "pytest_terminal_summary",
+    "pytest_testnodedown",
     "pytest_unconfigure",
     "receiver",
     "run_budget",
@@ -116,8 +133,31 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("api_name", apis, scope="module")
 
 
+def _keep_to_one_process(config: pytest.Config) -> str | None:
+    """Turn pytest-xdist's workers off (before its own ``pytest_configure``, which is last)
+    when an option needs one process; return that option."""
+    option = config.option
+    if getattr(option, "dist", "no") == "no" or not getattr(option, "tx", None):
+        return None
+    given = next((name for name in _ONE_PROCESS_OPTIONS if config.getoption(name, None)), None)
+    if given is not None:
+        option.dist, option.tx, option.numprocesses = "no", [], 0
+    return given
+
+
+def _is_xdist_controller(config: pytest.Config) -> bool:
+    """This process hands the tests to pytest-xdist's workers and runs none itself."""
+    distributed = getattr(config.option, "dist", "no") != "no" and getattr(config.option, "tx", None)
+    return bool(distributed) and not config.option.collectonly and not hasattr(config, "workerinput")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "needs_webhooks: only for APIs whose spec has webhooks")
+    one = _keep_to_one_process(config)
+    if one is not None:
+        config.stash[ONE_PROCESS] = one
+    if _is_xdist_controller(config):
+        return  # the workers run the tests, each with its own receiver
     port = config.getoption("--receiver-port", 0)
     if not 0 <= port <= 65535:
         raise pytest.UsageError(f"--receiver-port must be a port from 0 to 65535, got {port}")
@@ -149,6 +189,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if found is None or reporter is None:
         return
+    one = config.stash.get(ONE_PROCESS, None)
+    if one is not None:
+        reporter.write_line(f"jobmock contract: {one} needs one process: pytest-xdist's workers "
+                            f"are off for this run")
     given = config.getoption("--receiver-url")
     reporter.write_line(f"jobmock contract: webhook receiver listening at {found.url}"
                         + (f"; the server is given --receiver-url {given}, which must forward "
@@ -176,15 +220,20 @@ def api_spec(api_name: str) -> ApiSpec:
 
 
 @pytest.fixture(scope="module")
-def run_budget(api_spec: ApiSpec, contract_options: ContractOptions) -> RunBudget:
-    """The time budget of this API's whole run, from its first test; phases take shares."""
+def run_budget(api_spec: ApiSpec, contract_options: ContractOptions) -> Iterator[RunBudget]:
+    """The time budget of this API's whole run, from its first test; phases take shares.
+    When the API's tests are over its closing table is kept: later tests in this process
+    (a pytest-xdist worker goes on with other files) may reuse ``VERDICTS``."""
     VERDICTS.reset(api_spec.name)
     _JUDGED[api_spec.name] = api_spec
-    return RunBudget(contract_options.budget)
+    yield RunBudget(contract_options.budget)
+    _TABLES[api_spec.name] = _table_of(api_spec)
 
 
 #: The specs judged in this session, for the closing table.
 _JUDGED: dict[str, ApiSpec] = {}
+#: Each judged spec's closing table, kept when its tests ended.
+_TABLES: dict[str, list[str]] = {}
 
 
 @pytest.fixture(scope="module")
@@ -243,15 +292,38 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = keep
 
 
+def _table_of(spec: ApiSpec) -> list[str]:
+    return VERDICTS.table(spec, {name: c.title for name, c in CHECKS.items()})
+
+
+def _table() -> list[str]:
+    return [line for name, spec in _JUDGED.items()
+            for line in _TABLES.get(name) or _table_of(spec)]
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A pytest-xdist worker hands its closing table to the controller."""
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None and _JUDGED:
+        output[_TABLE_KEY] = _table()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """pytest-xdist's controller: keep the table a finished worker sent."""
+    lines = getattr(node, "workeroutput", {}).get(_TABLE_KEY)
+    if lines:
+        node.config.stash.setdefault(WORKER_TABLES, []).extend(lines)
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     """Per API judged: a row per registered check (ok, FAILED, not run and why, not
     applicable and why), then coverage, then what the budget left unfinished."""
-    if not _JUDGED:
+    lines = _table() + terminalreporter.config.stash.get(WORKER_TABLES, [])
+    if not lines:
         return
     terminalreporter.section("jobmock contract checks")
-    titles = {name: c.title for name, c in CHECKS.items()}
-    for spec in _JUDGED.values():
-        for line in VERDICTS.table(spec, titles):
-            terminalreporter.write_line(line)
+    for line in lines:
+        terminalreporter.write_line(line)
     terminalreporter.write_line(f"(each API's run ends within --contract-budget + {MARGIN:.0f}s: "
                                 f"a request in flight and a failure's replay may overrun it)")
