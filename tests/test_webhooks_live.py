@@ -11,7 +11,6 @@ are read from the spec.
 from __future__ import annotations
 
 import itertools
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ import pytest
 
 import webhookhelpers as wh
 from jobmock import resolve_spec
+from jobmock.ports import free_port
 from jobmock.receiver import WebhookReceiver
 from jobmock.spec import ApiSpec
 
@@ -34,16 +34,10 @@ API = "cloro"
 JOBS = 1000
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[str]:
     """A ``jobmock serve cloro --clock virtual ...`` process; yields its base URL."""
-    port = _free_port()
+    port = free_port()
     log = (tmp_path / "server.log").open("wb")
     cmd = [sys.executable, "-m", "jobmock.cli", "serve", API, "--clock", "virtual",
            "--allow-private-callbacks", "--webhook-timeout", str(wh.WEBHOOK_TIMEOUT),
