@@ -101,6 +101,7 @@ class JobmockApp:
         if self._closing:
             return
         if self._ticker is None or self._ticker.done():
+            self._stopped = False  # an app closed by aclose serves again (a new lifespan)
             self._wake = asyncio.Event()
             self._ticker = asyncio.get_running_loop().create_task(self._tick())
             if self.mock.webhooks is not None and self.mock.deliver_webhooks:

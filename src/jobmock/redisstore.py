@@ -429,6 +429,7 @@ class SharedMock:
         """Listen for other replicas' changes (from the running loop): each wakes the inline
         waits and delays this replica holds (coalesced: one load per burst)."""
         if self._listener is None or self._listener.done():
+            self._stopped = False  # a listener stopped by aclose may start again
             self._listener = asyncio.get_running_loop().create_task(self._listen())
 
     async def _listen(self) -> None:
