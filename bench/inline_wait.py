@@ -34,6 +34,7 @@ import sys
 import threading
 import time
 import urllib.parse
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,15 @@ def clock_offset(base: str, speed: float) -> tuple[float, float]:
     return best[1], best[2]
 
 
+async def _run_all(one: Callable[[int], Awaitable[None]], n: int, timeout: float) -> None:
+    """Run ``one(0) .. one(n - 1)`` at once, for at most ``timeout + 60`` s."""
+    tasks = [asyncio.ensure_future(one(i)) for i in range(n)]
+    try:
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout + 60)
+    except TimeoutError:
+        print("WARNING: the run hit its time limit; unfinished requests were cancelled")
+
+
 async def submit_all(base: str, n: int, wait: int, timeout: float, per_client: int,
                      ) -> tuple[list[dict[str, Any]], float, float]:
     """Send n submits at once; each answer's status, job id and arrival time.
@@ -145,11 +155,7 @@ async def submit_all(base: str, n: int, wait: int, timeout: float, per_client: i
                             "arrived": time.time()})
 
         started = time.time()
-        tasks = [asyncio.ensure_future(one(i)) for i in range(n)]
-        try:
-            await asyncio.wait_for(asyncio.gather(*tasks), timeout + 60)
-        except TimeoutError:
-            print("WARNING: the run hit its time limit; unfinished requests were cancelled")
+        await _run_all(one, n, timeout)
         return out, started, time.time()
 
 
@@ -222,11 +228,7 @@ async def submit_all_raw(base: str, n: int, wait: int, timeout: float,
             out.append({"status": None, "error": type(exc).__name__, "arrived": time.time()})
 
     started = time.time()
-    tasks = [asyncio.ensure_future(one(i)) for i in range(n)]
-    try:
-        await asyncio.wait_for(asyncio.gather(*tasks), timeout + 60)
-    except TimeoutError:
-        print("WARNING: the run hit its time limit; unfinished requests were cancelled")
+    await _run_all(one, n, timeout)
     return out, started, time.time()
 
 

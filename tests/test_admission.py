@@ -11,10 +11,10 @@ import json
 import subprocess
 import sys
 import time
-from typing import Any
 
 import pytest
 
+from asgicall import asgi_post
 from jobmock import admission as admission_module
 from jobmock.admission import Admission, admission
 from jobmock.asgi import create_app
@@ -106,28 +106,6 @@ def test_a_lone_request_goes_straight_in() -> None:
     assert asyncio.run(main()) is True
 
 
-async def _asgi_call(app: Any, path: str, body: bytes, headers: list[tuple[bytes, bytes]],
-                     started: list[int], i: int) -> None:
-    sent = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal sent
-        if sent:
-            await asyncio.Event().wait()
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start":
-            started.append(i)
-
-    scope = {"type": "http", "method": "POST", "path": path, "raw_path": path.encode(),
-             "query_string": b"", "headers": headers, "http_version": "1.1",
-             "scheme": "http", "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 1),
-             "root_path": ""}
-    await app(scope, receive, send)
-
-
 def test_the_asgi_app_puts_every_request_in_the_line() -> None:
     """100 submits arriving at once through the app: with no budget, a probe scheduled
     after their arrival runs once one or two have been answered, not all 100."""
@@ -143,7 +121,7 @@ def test_the_asgi_app_puts_every_request_in_the_line() -> None:
         loop = asyncio.get_running_loop()
         admission_module._ADMISSIONS[loop] = Admission(loop, budget=0.0)
         started: list[int] = []
-        tasks = [loop.create_task(_asgi_call(app, op.path, body, headers, started, i))
+        tasks = [loop.create_task(asgi_post(app, op.path, body, headers, started))
                  for i in range(100)]
         probe: asyncio.Future[int] = loop.create_future()
         for _ in range(3):  # the requests read their bodies and reach the line

@@ -7,6 +7,7 @@ import asyncio
 import json
 from typing import Any
 
+from asgicall import asgi_post
 from jobmock.asgi import create_app
 from jobmock.mockbuild import build_mock
 
@@ -14,28 +15,11 @@ from jobmock.mockbuild import build_mock
 async def _held_submit(app: Any, body: bytes) -> int:
     """A submit with an inline wait; the status it was answered with."""
     statuses: list[int] = []
-    sent = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal sent
-        if sent:
-            await asyncio.Event().wait()
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start":
-            statuses.append(message["status"])
-
-    path = "/v1/lookups/policia-nacional"
-    scope = {"type": "http", "method": "POST", "path": path, "raw_path": path.encode(),
-             "query_string": b"", "http_version": "1.1", "scheme": "http",
-             "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 1), "root_path": "",
-             "headers": [(b"content-type", b"application/json"),
-                         (b"authorization", b"Bearer sk_test_croma_org_a"),
-                         (b"prefer", b"wait=55"),
-                         (b"content-length", str(len(body)).encode())]}
-    await asyncio.wait_for(app(scope, receive, send), 30)
+    headers = [(b"content-type", b"application/json"),
+               (b"authorization", b"Bearer sk_test_croma_org_a"), (b"prefer", b"wait=55"),
+               (b"content-length", str(len(body)).encode())]
+    await asyncio.wait_for(asgi_post(app, "/v1/lookups/policia-nacional", body, headers,
+                                     statuses), 30)
     return statuses[0]
 
 
