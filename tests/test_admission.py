@@ -7,6 +7,7 @@ answer) got its turn; they measure no time.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import subprocess
 import sys
@@ -66,7 +67,7 @@ def test_a_burst_lets_a_due_callback_run_after_one_budget_of_work() -> None:
 def test_every_pass_admits_one_request_even_with_no_budget() -> None:
     async def main() -> tuple[int, list[int]]:
         loop = asyncio.get_running_loop()
-        admission_module._ADMISSIONS[loop] = Admission(loop, budget=0.0)
+        admission_module._ADMISSIONS[loop] = Admission(budget=0.0)
         return await _burst(True, 20, 0.0)
 
     before_probe, done = asyncio.run(main())
@@ -77,7 +78,7 @@ def test_every_pass_admits_one_request_even_with_no_budget() -> None:
 def test_a_request_cancelled_in_line_does_not_block_it() -> None:
     async def main() -> tuple[list[int], int]:
         loop = asyncio.get_running_loop()
-        line = admission_module._ADMISSIONS[loop] = Admission(loop, budget=0.0)
+        line = admission_module._ADMISSIONS[loop] = Admission(budget=0.0)
         done: list[int] = []
 
         async def request(i: int) -> None:
@@ -97,6 +98,16 @@ def test_a_request_cancelled_in_line_does_not_block_it() -> None:
     done, waiting = asyncio.run(main())
     assert done == [0, 1, 4, 5]
     assert waiting == 0
+
+
+def test_a_finished_loop_leaves_no_line_behind() -> None:
+    async def main() -> None:
+        assert admission().admit()
+
+    for _ in range(3):
+        asyncio.run(main())
+    gc.collect()
+    assert len(admission_module._ADMISSIONS) == 0  # each loop and its line were freed
 
 
 def test_a_lone_request_goes_straight_in() -> None:
@@ -119,7 +130,7 @@ def test_the_asgi_app_puts_every_request_in_the_line() -> None:
 
     async def main() -> tuple[int, int]:
         loop = asyncio.get_running_loop()
-        admission_module._ADMISSIONS[loop] = Admission(loop, budget=0.0)
+        admission_module._ADMISSIONS[loop] = Admission(budget=0.0)
         started: list[int] = []
         tasks = [loop.create_task(asgi_post(app, op.path, body, headers, started))
                  for i in range(100)]

@@ -38,9 +38,8 @@ MAX_PASSES = 100_000
 class Admission:
     """The line of requests waiting for their share of one event loop."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, *, budget: float = PASS_BUDGET,
-                 batch: int = RELEASE_BATCH) -> None:
-        self._loop = loop
+    def __init__(self, *, budget: float = PASS_BUDGET, batch: int = RELEASE_BATCH) -> None:
+        # No reference to the loop: the line is the value of a weak-keyed map from its loop.
         self._budget = budget
         self._batch = batch
         #: When this pass admitted its first request (None: none yet).
@@ -82,7 +81,7 @@ class Admission:
         now = perf_counter()
         if self._first is None:
             self._first = now
-            self._loop.call_soon(self._new_pass)
+            asyncio.get_running_loop().call_soon(self._new_pass)
             return True
         return now - self._first < self._budget
 
@@ -91,11 +90,11 @@ class Admission:
 
     def _enqueue(self, line: deque[asyncio.Future[None]] | list[asyncio.Future[None]],
                  ) -> asyncio.Future[None]:
-        fut: asyncio.Future[None] = self._loop.create_future()
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         line.append(fut)
         if not self._pump_due:
             self._pump_due = True
-            self._loop.call_soon(self._pump)
+            asyncio.get_running_loop().call_soon(self._pump)
         return fut
 
     def _pump(self) -> None:
@@ -113,7 +112,7 @@ class Admission:
             let_in += 1
         if self._waiting:
             self._pump_due = True
-            self._loop.call_soon(self._pump)
+            asyncio.get_running_loop().call_soon(self._pump)
 
 
 _ADMISSIONS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Admission] = \
@@ -125,5 +124,5 @@ def admission() -> Admission:
     loop = asyncio.get_running_loop()
     found = _ADMISSIONS.get(loop)
     if found is None:
-        found = _ADMISSIONS[loop] = Admission(loop)
+        found = _ADMISSIONS[loop] = Admission()
     return found
