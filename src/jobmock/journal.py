@@ -215,11 +215,13 @@ class Journal:
 
     def last(self) -> JournalEntry | None:
         """The latest entry, or None."""
-        if not self._entries:
-            return None
-        entry = self._entries[-1]
-        if not isinstance(entry, JournalEntry):  # built alone: O(1), read after each request
-            entry = self._entries[-1] = self._build(entry)
+        return self._entry_at(-1) if self._entries else None
+
+    def _entry_at(self, index: int) -> JournalEntry:
+        """The entry at ``index``, built alone if it is not yet (O(1) near either end)."""
+        entry = self._entries[index]
+        if not isinstance(entry, JournalEntry):
+            entry = self._entries[index] = self._build(entry)
             self._unbuilt -= 1
         return entry
 
@@ -236,16 +238,8 @@ class Journal:
 
     def tail(self, n: int) -> list[JournalEntry]:
         """The last ``n`` entries (built), oldest first."""
-        entries = self._entries
-        start = max(0, len(entries) - n)
-        out = []
-        for i in range(start, len(entries)):
-            entry = entries[i]
-            if not isinstance(entry, JournalEntry):
-                entry = entries[i] = self._build(entry)
-                self._unbuilt = max(0, self._unbuilt - 1)
-            out.append(entry)
-        return out
+        return [self._entry_at(i) for i in range(max(0, len(self._entries) - n),
+                                                 len(self._entries))]
 
     def adopt(self, entries: Iterable[JournalEntry], total: int, *, replace: bool) -> None:
         """Hold ``entries`` after those kept (instead of them all, with ``replace``) and count

@@ -133,11 +133,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("api_name", apis, scope="module")
 
 
+def _distributed(config: pytest.Config) -> bool:
+    """pytest-xdist hands this run's tests to workers (``-n`` and a ``--dist`` mode)."""
+    return getattr(config.option, "dist", "no") != "no" and bool(getattr(config.option, "tx", None))
+
+
 def _keep_to_one_process(config: pytest.Config) -> str | None:
     """Turn pytest-xdist's workers off (before its own ``pytest_configure``, which is last)
     when an option needs one process; return that option."""
     option = config.option
-    if getattr(option, "dist", "no") == "no" or not getattr(option, "tx", None):
+    if not _distributed(config):
         return None
     given = next((name for name in _ONE_PROCESS_OPTIONS if config.getoption(name, None)), None)
     if given is not None:
@@ -147,8 +152,8 @@ def _keep_to_one_process(config: pytest.Config) -> str | None:
 
 def _is_xdist_controller(config: pytest.Config) -> bool:
     """This process hands the tests to pytest-xdist's workers and runs none itself."""
-    distributed = getattr(config.option, "dist", "no") != "no" and getattr(config.option, "tx", None)
-    return bool(distributed) and not config.option.collectonly and not hasattr(config, "workerinput")
+    return _distributed(config) and not config.option.collectonly \
+        and not hasattr(config, "workerinput")
 
 
 def pytest_configure(config: pytest.Config) -> None:
